@@ -1,0 +1,267 @@
+"""Data sets by name, split into train/val/test, standardised and encoded for an MLP.
+
+``load_dataset(name, ...)`` is the one way in. Every source (the CSVs shipped beside this module,
+sets drawn from a seed, a user's CSV file) first becomes a ``Table`` of all rows; one code path
+then splits, standardises and encodes it, so every set reaches the model in the same form.
+
+This package imports only NumPy, pandas (lazily, to read CSVs) and the standard library.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runner.datasets._builtin import BUILTIN_NAMES, load_builtin, load_digits28
+from runner.datasets._csv import read_table
+from runner.datasets._generated import GENERATED_NAMES, generate
+from runner.datasets._prepare import encode_classes, fit_scaler, split_rows
+from runner.errors import ConfigError, DataError
+
+__all__ = ["DATASET_NAMES", "Dataset", "Split", "load_dataset"]
+
+DATASET_NAMES = (*BUILTIN_NAMES, "digits28", *GENERATED_NAMES, "csv")
+TASKS = ("auto", "classification", "regression")
+DTYPES = ("float32", "float64")
+CSV_DEFAULTS = {"path": None, "target": None, "task": "auto"}  # Options only "csv" takes.
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of a data set (train, val or test), as the model consumes it.
+
+    X : ndarray of shape (n_samples, n_features), C-contiguous, in the requested dtype.
+    Y : ndarray of shape (n_samples, n_outputs), same dtype: one-hot rows, one 0/1 column (two
+        classes asked for with ``n_outputs=1``), or the regression targets.
+    y : ndarray of shape (n_samples,), int64 class ids, or None for regression; kept beside Y so
+        accuracy needs no decoding of Y.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    y: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A split, ready-to-train data set and what is needed to read results back.
+
+    name : "iris", "digits28", "moons", ..., or "csv:<file name>" for a user's file.
+    task : "classification" or "regression".
+    feature_names : one name per column of X.
+    class_names : one name per class id, or None for regression.
+    train, val, test : the three splits; val (or test) has 0 rows when its fraction is 0.
+    target_mean, target_scale : ndarray of shape (n_outputs,), float64, regression only (None
+        for classification): the standardised targets Y are (raw - target_mean) / target_scale,
+        so ``Y * target_scale + target_mean`` and ``rmse * target_scale`` are in the original
+        units. With ``standardize=False`` they are 0 and 1, so that code needs no special case.
+    """
+
+    name: str
+    task: str
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...] | None
+    train: Split
+    val: Split
+    test: Split
+    target_mean: np.ndarray | None
+    target_scale: np.ndarray | None
+
+    @property
+    def n_features(self) -> int:
+        """Width of X: the input size of the first layer."""
+        return self.train.X.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of Y: the output size the last layer must have."""
+        return self.train.Y.shape[1]
+
+    @property
+    def n_classes(self) -> int | None:
+        """Number of classes, or None for regression."""
+        return None if self.class_names is None else len(self.class_names)
+
+
+def load_dataset(
+    name,
+    *,
+    seed=0,
+    val_fraction=0.2,
+    test_fraction=0.2,
+    standardize=True,
+    n_outputs=None,
+    dtype="float64",
+    path=None,
+    target=None,
+    task="auto",
+    n_samples=None,
+    noise=None,
+    n_classes=None,
+    n_features=None,
+) -> Dataset:
+    """Load the data set ``name`` and split, standardise and encode it.
+
+    Parameters
+    ----------
+    name : one of DATASET_NAMES.
+    seed : non-negative int; the split is drawn from ``np.random.default_rng(seed)`` (stratified
+        by class for classification), generated sets from a stream spawned from it. The same
+        seed gives bit-identical splits.
+    val_fraction, test_fraction : shares of all rows, each in [0, 1), summing to less than 1.
+        0 gives an empty split of shape (0, n_features).
+    standardize : if True, centre and scale every feature (and a regression target) with the
+        mean and std of the train rows only, so nothing about val or test leaks into training.
+    n_outputs : encoding request for classes: 1 with two classes gives one 0/1 column for a
+        sigmoid output; anything else gives one-hot. It is never checked against the model
+        here: the caller compares ``Dataset.n_outputs`` with its network and reports a mismatch.
+    dtype : "float32" or "float64", for X and Y.
+    path, target, task : "csv" only: the file, the name of its target column, and "auto",
+        "classification" or "regression" (auto: classification for a non-numeric target or one
+        with at most 20 distinct integer values).
+    n_samples, noise, n_classes, n_features : generated sets only, each where it applies
+        (xor and moons take n_samples and noise, spirals adds n_classes, blobs n_features).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ConfigError : an argument that cannot work (unknown name, fraction out of range, an
+        argument the set does not take).
+    DataError : a file that cannot be read, a bad cell, or too few rows to fill the splits.
+    """
+    _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task)
+    params = {
+        "n_samples": n_samples,
+        "noise": noise,
+        "n_classes": n_classes,
+        "n_features": n_features,
+    }
+    csv_options = {"path": path, "target": target, "task": task}
+    table = _read_table(name, seed, csv_options, params)
+    if name == "csv":
+        name = f"csv:{Path(path).name}"
+
+    is_classifier = table.class_names is not None
+    labels = table.target if is_classifier else None
+    rng = np.random.default_rng(seed)
+    rows = split_rows(len(table.X), labels, val_fraction, test_fraction, rng)
+    _check_split_sizes(name, table, rows, val_fraction, test_fraction)
+
+    X = table.X
+    if standardize:
+        mean, scale = fit_scaler(X[rows[0]])
+        X = (X - mean) / scale
+    if is_classifier:
+        Y = encode_classes(table.target, len(table.class_names), n_outputs, dtype)
+        target_mean = target_scale = None
+    else:
+        Y = table.target[:, None]
+        target_mean, target_scale = np.zeros(1), np.ones(1)
+        if standardize:
+            target_mean, target_scale = fit_scaler(Y[rows[0]])
+            Y = (Y - target_mean) / target_scale
+    train, val, test = (
+        Split(
+            X=np.ascontiguousarray(X[r], dtype=dtype),
+            Y=np.ascontiguousarray(Y[r], dtype=dtype),
+            y=table.target[r] if is_classifier else None,
+        )
+        for r in rows
+    )
+    return Dataset(
+        name=name,
+        task="classification" if is_classifier else "regression",
+        feature_names=table.feature_names,
+        class_names=table.class_names,
+        train=train,
+        val=val,
+        test=test,
+        target_mean=target_mean,
+        target_scale=target_scale,
+    )
+
+
+def _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task):
+    """Raise ConfigError for the first argument that cannot work, before reading any data."""
+    if name not in DATASET_NAMES:
+        raise ConfigError(f"dataset.name must be one of {list(DATASET_NAMES)}, got {name!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not _is_real(value) or not 0 <= value < 1:
+            raise ConfigError(f"dataset.{key} must be a number in [0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"dataset.val_fraction + dataset.test_fraction must be below 1 to leave train rows, "
+            f"got {val_fraction} + {test_fraction}"
+        )
+    if not isinstance(standardize, bool):
+        raise ConfigError(f"dataset.standardize must be true or false, got {standardize!r}")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if task not in TASKS:
+        raise ConfigError(f"dataset.task must be one of {list(TASKS)}, got {task!r}")
+
+
+def _read_table(name, seed, csv_options, params):
+    """All rows of ``name`` as a Table; an option the set does not take is a ConfigError."""
+    if name != "csv":
+        for key, value in csv_options.items():
+            if value != CSV_DEFAULTS[key]:
+                raise ConfigError(
+                    f"dataset.{key} applies only to dataset 'csv', not {name!r}; remove it"
+                )
+    if name in GENERATED_NAMES:
+        return generate(name, seed, params)
+    for key, value in params.items():
+        if value is not None:
+            raise ConfigError(
+                f"dataset.{key} applies only to the generated sets {list(GENERATED_NAMES)}, "
+                f"not {name!r}; remove it"
+            )
+    if name == "csv":
+        if csv_options["path"] is None:
+            raise ConfigError("dataset.path must name a CSV file when dataset.name is 'csv'")
+        return read_table(**csv_options)
+    if name == "digits28":
+        return load_digits28()
+    return load_builtin(name)
+
+
+def _check_split_sizes(name, table, rows, val_fraction, test_fraction):
+    """Raise DataError when a class has no train row, or a split asked for came out empty."""
+    train, val, test = rows
+    if table.class_names is not None:
+        counts = np.bincount(table.target, minlength=len(table.class_names))
+        train_counts = np.bincount(table.target[train], minlength=len(table.class_names))
+        if (train_counts == 0).any():
+            c = np.flatnonzero(train_counts == 0)[0]
+            raise DataError(
+                f"dataset {name!r}: class {table.class_names[c]!r} has {counts[c]} row(s), too "
+                f"few to keep one for training after the val/test fractions "
+                f"({val_fraction}, {test_fraction}); add rows or lower the fractions"
+            )
+    elif len(train) == 0:
+        raise DataError(
+            f"dataset {name!r} has {len(table.X)} row(s), too few to keep one for training; "
+            f"add rows or lower dataset.val_fraction and dataset.test_fraction"
+        )
+    for key, fraction, part in (("val", val_fraction, val), ("test", test_fraction, test)):
+        if fraction > 0 and len(part) == 0:
+            raise DataError(
+                f"dataset {name!r} has {len(table.X)} row(s), too few for a non-empty {key} split "
+                f"with dataset.{key}_fraction={fraction}; add rows or raise the fraction"
+            )
+
+
+def _is_int(value):
+    """True for a Python or NumPy integer, but not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    """True for a Python or NumPy int or float, but not a bool."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)

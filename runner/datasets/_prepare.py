@@ -1,0 +1,60 @@
+"""Turn a Table into model inputs: split rows, standardise columns, encode classes."""
+
+import numpy as np
+
+
+def split_rows(n_rows, labels, val_fraction, test_fraction, rng):
+    """Row indices of the train, val and test splits, each an int64 array in shuffled order.
+
+    labels : ndarray of shape (n_rows,) of class ids to stratify by, so every split keeps the
+        class proportions of the whole set; None for a plain permutation (regression).
+    Each class (or the whole set) gives round(fraction * size) rows to test, then to val, and
+    the rest to train.
+    """
+    groups = (
+        [np.arange(n_rows)]
+        if labels is None
+        else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    )
+    train, val, test = [], [], []
+    for rows in groups:
+        rows = rng.permutation(rows)
+        n_test = _share(test_fraction, len(rows))
+        n_val = _share(val_fraction, len(rows))
+        test.append(rows[:n_test])
+        val.append(rows[n_test : n_test + n_val])
+        train.append(rows[n_test + n_val :])
+    # Shuffle across classes too, so a split never lists one class after another.
+    return tuple(rng.permutation(np.concatenate(parts)) for parts in (train, val, test))
+
+
+def _share(fraction, size):
+    """round(fraction * size), rounding halves up rather than to even."""
+    return int(fraction * size + 0.5)
+
+
+def fit_scaler(A):
+    """Column means and scales of A, shape (n_columns,) each, so (A - mean) / scale has std 1.
+
+    A constant column gets its value as mean and scale 1, so it maps to exactly 0; testing
+    constancy exactly avoids dividing by the rounding noise A.std() leaves for such a column.
+    """
+    mean = A.mean(axis=0)
+    scale = A.std(axis=0)
+    constant = (A == A[:1]).all(axis=0)
+    mean[constant] = A[0, constant]
+    scale[constant] = 1.0
+    return mean, scale
+
+
+def encode_classes(y, n_classes, n_outputs, dtype):
+    """Targets of shape (n_samples, n_outputs) for class ids y of shape (n_samples,).
+
+    One-hot (n_samples, n_classes), except one 0/1 column for two classes when n_outputs == 1,
+    the encoding a single sigmoid unit with binary cross-entropy expects.
+    """
+    if n_classes == 2 and n_outputs == 1:
+        return y[:, None].astype(dtype)
+    Y = np.zeros((len(y), n_classes), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1.0
+    return Y
