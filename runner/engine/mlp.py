@@ -189,6 +189,24 @@ class MLP:
         value = self.compute_gradients(X, Y, loss)
         return value, {name: g.copy() for name, g in self.grads.items()}
 
+    def evaluate(self, X, Y, loss="cross_entropy", batch_size=PREDICT_BATCH):
+        """The loss and the outputs on (X, Y) from one forward pass, in batches.
+
+        Returns (loss, outputs) with outputs of shape (n_samples, layer_sizes[-1]): what
+        ``predict`` gives, computed alongside the loss instead of by a second pass.
+        """
+        loss = self._resolve_loss(loss)
+        X = self._as_input(X)
+        Y = np.asarray(Y, dtype=self.dtype)
+        outputs = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
+        total = 0.0
+        for start in range(0, X.shape[0], batch_size):
+            stop = min(start + batch_size, X.shape[0])
+            ws = self._workspace(stop - start)
+            value = self._forward_loss(X[start:stop], Y[start:stop], loss, ws, outputs[start:stop])
+            total += value * (stop - start)
+        return total / X.shape[0], outputs
+
     def compute_gradients(self, X, Y, loss, backward=True):
         """Forward and backward pass that fills ``flat_grads`` in place; returns the loss.
 
@@ -227,8 +245,11 @@ class MLP:
             ws = self._workspaces[n_samples] = _Workspace(n_samples, self.layer_sizes, self.dtype)
         return ws
 
-    def _forward_loss(self, X, Y, loss, ws):
-        """Forward into the workspace and leave ∂C/∂A of the output layer in ws.delta[-1]."""
+    def _forward_loss(self, X, Y, loss, ws, outputs=None):
+        """Forward into the workspace and leave ∂C/∂A of the output layer in ws.delta[-1].
+
+        ``outputs``, when given, receives the activated output of the last layer.
+        """
         Z_prev = X
         matmul, add = np.matmul, np.add
         for (W, b, activate, _, _, _), Z in zip(self._layers[:-1], ws.Z, strict=False):
@@ -243,8 +264,13 @@ class MLP:
         if b is not None:
             add(Z, b, out=Z)
         if loss.fused:
+            if outputs is not None:
+                outputs[...] = Z
+                activate(outputs)
             return loss.function(Z, Y, delta)
         value = loss.function(activate(Z), Y, delta)
+        if outputs is not None:
+            outputs[...] = Z
         backprop(Z, delta)
         return value
 

@@ -1,0 +1,209 @@
+"""The config schema: one dataclass per group, registered in Hydra's ConfigStore.
+
+YAML files in ``conf/`` extend these schemas, so a wrong type is refused when Hydra
+composes the config, and the value checks in ``__post_init__`` run when
+``OmegaConf.to_object`` builds the dataclasses. Activations, losses, initialisers,
+optimizers and data sets are chosen by *name* from in-code registries (never ``_target_``),
+so no command-line override can make the runner import or call arbitrary code.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from runner.datasets import DATASET_NAMES
+from runner.engine import ACTIVATIONS, DTYPES, INIT_CHOICES, LOSSES, SCHEDULES
+from runner.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _one_of(key, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {sorted(choices)}, got {value!r}")
+
+
+def _positive(key, value, hint=""):
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {value}{hint}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # the model file's name, e.g. mlp_4_8_8_3; used to name runs
+    layers: list[int] = MISSING  # [n_features, *hidden, n_outputs]
+    activation: str = "relu"  # every hidden layer's activation
+    output_activation: str = "softmax"  # the last layer's activation; fixes the natural loss
+    activations: list[str] | None = None  # one per layer; overrides the two keys above
+    bias: bool = True  # false gives the tutorials' bias-free nets
+    init: str = "auto"  # auto = He for relu/leaky_relu, Glorot otherwise
+    init_std: float = 0.01  # standard deviation for init=normal
+
+    def __post_init__(self):
+        if len(self.layers) < 2 or any(size <= 0 for size in self.layers):
+            raise ConfigError(
+                f"model.layers must be at least two positive sizes [n_features, ..., n_outputs], "
+                f"got {list(self.layers)}"
+            )
+        _one_of("model.activation", self.activation, ACTIVATIONS)
+        _one_of("model.output_activation", self.output_activation, ACTIVATIONS)
+        if self.activations is not None:
+            if len(self.activations) != len(self.layers) - 1:
+                raise ConfigError(
+                    f"model.activations must list {len(self.layers) - 1} names, one per layer "
+                    f"of {list(self.layers)}, got {list(self.activations)}"
+                )
+            for name in self.activations:
+                _one_of("model.activations", name, ACTIVATIONS)
+        _one_of("model.init", self.init, INIT_CHOICES)
+        _positive("model.init_std", self.init_std)
+
+    def layer_activations(self):
+        """The activation of every layer, hidden ones first."""
+        if self.activations is not None:
+            return list(self.activations)
+        return [self.activation] * (len(self.layers) - 2) + [self.output_activation]
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING  # a shipped, generated or csv data set
+    path: str | None = None  # csv only: the file to read
+    target: str | None = None  # csv only: the target column
+    task: str = "auto"  # csv only: auto, classification or regression
+    val_fraction: float = 0.2  # share of all rows for validation
+    test_fraction: float = 0.2  # share of all rows for the final test
+    standardize: bool = True  # scale features with the training part's mean and std
+    n_samples: int | None = None  # generated sets only: rows to generate
+    noise: float | None = None  # generated sets only: noise level
+    n_classes: int | None = None  # spirals/blobs only
+    n_features: int | None = None  # blobs only
+
+    def __post_init__(self):
+        _one_of("dataset.name", self.name, DATASET_NAMES)
+
+
+@dataclass
+class LossConfig:
+    name: str = "auto"  # auto picks the loss that fits the model's output activation
+
+    def __post_init__(self):
+        _one_of("loss", self.name, ("auto", *LOSSES))
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # the preset's name (sgd, momentum, nesterov); the keys below act
+    momentum: float = 0.0  # μ in v ← μv + g
+    nesterov: bool = False  # use the look-ahead gradient g + μv
+    weight_decay: float = 0.0  # L2 penalty λ on the weights (not biases)
+    schedule: str = "constant"  # constant, step, exponential or cosine
+    step_size: int = 10  # step schedule: epochs between decays
+    gamma: float = 0.5  # step/exponential schedules: decay factor
+    min_lr: float = 0.0  # cosine schedule: the final learning rate
+
+    def __post_init__(self):
+        _one_of("optimizer.schedule", self.schedule, SCHEDULES)
+        _positive("optimizer.step_size", self.step_size)
+        _positive("optimizer.gamma", self.gamma)
+        if self.min_lr < 0:
+            raise ConfigError(f"optimizer.min_lr must be >= 0, got {self.min_lr}")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int | None = None  # epochs without val_loss improvement before stopping; null: off
+    min_delta: float = 0.0  # an improvement must beat the best val_loss by more than this
+    restore_best: bool = True  # end with the weights of the best epoch
+
+    def __post_init__(self):
+        if self.patience is not None:
+            _positive("early_stopping.patience", self.patience)
+        if self.min_delta < 0:
+            raise ConfigError(f"early_stopping.min_delta must be >= 0, got {self.min_delta}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    loss: LossConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    batch: int = 32  # minibatch size; the last partial batch is kept
+    lr: float = 0.1  # base learning rate
+    epochs: int = 50  # passes over the training data; 0 only evaluates
+    seed: int = 0  # one seed for the split, the initial weights and the batch order
+    dtype: str = "float64"  # float32 or float64, end to end
+    shuffle: bool = True  # a new batch order every epoch; false keeps the data's order
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    divergence_factor: float = 10.0  # stop when a step's loss exceeds this × the first epoch's
+    init_from: str | None = None  # start from weights in this .npz (W1, b1, ...)
+    progress: bool | None = None  # progress bar; null: only when attached to a terminal
+
+    def __post_init__(self):
+        _positive("batch", self.batch, "; use e.g. batch=32")
+        _positive("lr", self.lr, "; use e.g. lr=0.1")
+        if self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        _one_of("dtype", self.dtype, DTYPES)
+        if not self.divergence_factor > 1:
+            raise ConfigError(f"divergence_factor must be > 1, got {self.divergence_factor}")
+
+
+GROUP_SCHEMAS = {
+    "model": ModelConfig,
+    "dataset": DatasetConfig,
+    "loss": LossConfig,
+    "optimizer": OptimizerConfig,
+}
+
+
+def register_configs():
+    """Put the schemas where the YAML files' defaults lists find them."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=RunConfig)
+    for group, schema in GROUP_SCHEMAS.items():
+        store.store(group=group, name=f"base_{group}", node=schema)
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Validate a composed config and turn it into dataclasses.
+
+    Keys that the schema does not know are refused first: ``+key=value`` overrides get past
+    Hydra's schema check, and ``OmegaConf.to_object`` would silently drop them.
+    """
+    _reject_unknown_keys(cfg, RunConfig, "")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{missing[0]} is not set (???); set it on the command line, e.g. {missing[0]}=..."
+        )
+    return OmegaConf.to_object(cfg)
+
+
+def _reject_unknown_keys(node, schema, prefix):
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {prefix}{key}; valid keys here are {sorted(fields)}"
+            )
+        value = node._get_node(key)
+        sub_schema = fields[key].type
+        if dataclasses.is_dataclass(sub_schema) and isinstance(value, DictConfig):
+            _reject_unknown_keys(value, sub_schema, f"{prefix}{key}.")
+
+
+def model_names_with_inputs(n_features):
+    """Model files in conf/model/ whose first layer takes n_features inputs (for hints)."""
+    names = []
+    for path in sorted((CONF_DIR / "model").glob("*.yaml")):
+        layers = OmegaConf.load(path).get("layers")
+        if layers and layers[0] == n_features:
+            names.append(path.stem)
+    return names

@@ -1,0 +1,157 @@
+"""``python -m runner`` as a person runs it: real Hydra runs in subprocesses."""
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+COMMAND_LINES = [
+    [],
+    ["model=mlp_4_8_8_3", "batch=32"],
+    ["model=mlp_64_128_64_10", "dataset=digits", "lr=0.05", "epochs=30", "loss=cross_entropy"],
+    ["model.activation=tanh", "optimizer=momentum", "seed=3", "dtype=float32"],
+]
+
+
+@pytest.mark.parametrize("args", COMMAND_LINES, ids=lambda args: " ".join(args) or "default")
+def test_documented_command_lines_run(args, tmp_path):
+    result = run_cli(*args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "weights.npz").is_file()
+    accuracy = float(re.search(r"test_accuracy (\S+)", result.stdout).group(1))
+    assert accuracy >= 0.9
+    # Hydra's job name comes from the config, not from `python -m`'s __main__.
+    assert (tmp_path / "runner.log").is_file()
+    assert re.search(r"epoch +1/", (tmp_path / "runner.log").read_text())
+
+
+def test_help_lists_our_groups(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for group in ("model:", "dataset:", "loss:", "optimizer:"):
+        assert group in result.stdout
+    assert "mlp_784_15_10" in result.stdout and "digits28" in result.stdout
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    result = run_cli("--cfg", "job", "batch=64", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "batch: 64" in result.stdout and "name: mlp_4_8_8_3" in result.stdout
+
+
+def test_two_cli_runs_with_one_seed_are_identical(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        result = run_cli("epochs=5", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        assert result.returncode == 0
+        with np.load(tmp_path / name / "weights.npz") as weights:
+            runs.append(
+                (
+                    [line for line in result.stdout.splitlines() if "loss" in line],
+                    {key: weights[key] for key in weights.files},
+                )
+            )
+    assert runs[0][0] == runs[1][0]
+    for key, value in runs[0][1].items():
+        np.testing.assert_array_equal(value, runs[1][1][key])
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def csv_case(tmp_path, text, *extra):
+    path = write(tmp_path / "data.csv", text)
+    return [
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.target=label",
+        "model.layers=[2,4,2]",
+        *extra,
+    ]
+
+
+def weights_case(tmp_path, kind):
+    path = tmp_path / "w.npz"
+    if kind == "pickle":
+        np.savez(path, W1=np.array([object()], dtype=object))
+    elif kind == "garbage":
+        path.write_bytes(b"\x00garbage")
+    elif kind == "shape":
+        np.savez(
+            path,
+            W1=np.zeros((4, 9)),
+            b1=np.zeros(9),
+            W2=np.zeros((9, 8)),
+            b2=np.zeros(8),
+            W3=np.zeros((8, 3)),
+            b3=np.zeros(3),
+        )
+    return [f"init_from={path}"]
+
+
+# (case id, args or a function of tmp_path giving them, what the message must name)
+BAD_INPUTS = [
+    ("batch zero", ["batch=0"], "batch"),
+    ("negative lr", ["lr=-0.1"], "lr"),
+    ("negative epochs", ["epochs=-1"], "epochs"),
+    ("batch not a number", ["batch=abc"], "batch"),
+    ("typo'd key", ["modle.layers=[4,3]"], "modle"),
+    ("added key", ["+learning_rate=0.1"], "learning_rate"),
+    ("added nested key", ["+model.dropout=0.5"], "model.dropout"),
+    ("unknown activation", ["model.activation=swish"], "model.activation"),
+    ("unknown loss option", ["loss=hinge"], "loss"),
+    ("unknown initializer", ["model.init=orthogonal"], "model.init"),
+    ("unknown model file", ["model=mlp_9_9"], "model"),
+    ("unknown dtype", ["dtype=float16"], "dtype"),
+    ("first layer vs features", ["model=mlp_13_16_3"], "model=mlp_4"),
+    ("last layer vs classes", ["model.layers=[4,8,2]"], "model.layers"),
+    ("loss vs output activation", ["loss=bce"], "loss"),
+    (
+        "cross_entropy on one output",
+        ["model=mlp_30_16_1", "dataset=breast_cancer", "model.output_activation=softmax"],
+        "cross_entropy",
+    ),
+    ("csv without path", ["dataset=csv"], "dataset.path"),
+    (
+        "csv file missing",
+        ["dataset=csv", "dataset.path=nowhere.csv", "dataset.target=y"],
+        "nowhere.csv",
+    ),
+    (
+        "csv target missing",
+        lambda tmp: csv_case(tmp, "a,b,label\n1,2,0\n")[:2] + ["dataset.target=class"],
+        "class",
+    ),
+    (
+        "csv non-numeric cell",
+        lambda tmp: csv_case(tmp, "a,b,label\n" + "1,2,0\n3,4,1\n" * 10 + "5,oops,0\n"),
+        "row 21",
+    ),
+    (
+        "csv NaN cell",
+        lambda tmp: csv_case(tmp, "a,b,label\n" + "1,2,0\n3,4,1\n" * 10 + "5,,0\n"),
+        "column 'b'",
+    ),
+    ("csv empty file", lambda tmp: csv_case(tmp, ""), "data.csv"),
+    ("weights file missing", ["init_from=missing.npz"], "missing.npz"),
+    ("weights with a pickle", lambda tmp: weights_case(tmp, "pickle"), "w.npz"),
+    ("weights not an npz", lambda tmp: weights_case(tmp, "garbage"), "w.npz"),
+    ("weights of another shape", lambda tmp: weights_case(tmp, "shape"), "W1"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "named"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_in_one_clear_message(case, args, named, tmp_path):
+    args = args(tmp_path) if callable(args) else args
+    result = run_cli("epochs=2", f"hydra.run.dir={tmp_path / 'run'}", *args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert named in output, output
+    assert "Traceback" not in output, output
+    assert not (tmp_path / "run" / "weights.npz").exists()

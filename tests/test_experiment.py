@@ -1,0 +1,109 @@
+"""The training run as a whole: determinism, early stopping, divergence, weights in and out."""
+
+import io
+
+import numpy as np
+import pytest
+
+from runner import experiment
+from runner.engine import MLP
+from runner.errors import DivergenceError, WeightsError
+from runner.progress import Progress
+from tests.helpers import compose_run_config
+
+
+def run(tmp_path, *overrides):
+    return experiment.run(compose_run_config(*overrides), tmp_path)
+
+
+def test_same_seed_gives_bit_identical_metrics_and_weights(tmp_path):
+    first = run(tmp_path / "a", "epochs=5")
+    second = run(tmp_path / "b", "epochs=5")
+    assert first.fit.history == second.fit.history
+    assert first.test_metrics == second.test_metrics
+    assert (tmp_path / "a/weights.npz").read_bytes() == (tmp_path / "b/weights.npz").read_bytes()
+
+
+def test_another_seed_gives_another_run(tmp_path):
+    assert (
+        run(tmp_path / "a", "epochs=2").fit.history
+        != run(tmp_path / "b", "epochs=2", "seed=1").fit.history
+    )
+
+
+def test_default_experiment_reaches_90_percent_on_iris(tmp_path):
+    outcome = run(tmp_path)
+    assert len(outcome.fit.history) == 100
+    assert outcome.test_metrics["test_accuracy"] >= 0.9
+    assert outcome.objective == outcome.val_metrics["val_loss"]
+
+
+def test_float32_run_stays_float32(tmp_path):
+    outcome = run(tmp_path, "epochs=2", "dtype=float32")
+    assert outcome.net.dtype == np.float32
+    assert outcome.dataset.train.X.dtype == np.float32
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    outcome = run(tmp_path, "epochs=300", "lr=0.5", "early_stopping.patience=5")
+    result = outcome.fit
+    assert result.stopped_early and len(result.history) < 300
+    assert len(result.history) == result.best_epoch + 5
+    best = min(h["val_loss"] for h in result.history)
+    assert result.history[result.best_epoch - 1]["val_loss"] == best
+    assert outcome.val_metrics["val_loss"] == pytest.approx(best, rel=1e-12)
+
+
+def test_a_diverging_run_stops_with_epoch_step_and_lr(tmp_path):
+    with pytest.raises(DivergenceError, match=r"epoch 1, step \d+ .*lr 100"):
+        run(tmp_path, "lr=100", "epochs=5")
+
+
+def test_a_finite_but_exploding_loss_is_caught(tmp_path):
+    # A stable log-softmax keeps this loss finite; the multiple of the first loss stops it.
+    with pytest.raises(DivergenceError, match="divergence_factor"):
+        run(tmp_path, "lr=30", "epochs=50", "model=mlp_13_16_3", "dataset=wine")
+
+
+def test_init_from_starts_from_saved_weights(tmp_path):
+    trained = run(tmp_path / "a", "epochs=20")
+    restarted = run(tmp_path / "b", "epochs=0", f"init_from={trained.weights_path}")
+    assert restarted.test_metrics == trained.test_metrics
+    np.testing.assert_array_equal(restarted.net.flat_params, trained.net.flat_params)
+
+
+def test_init_from_with_the_wrong_shapes_names_the_layer(tmp_path):
+    path = MLP([4, 8, 6, 3], ["relu", "relu", "softmax"]).save(tmp_path / "other.npz")
+    with pytest.raises(WeightsError, match=r"W2 in .*other.npz has shape \(8, 6\)"):
+        run(tmp_path, "epochs=1", f"init_from={path}")
+
+
+def test_init_from_a_shallower_net_names_the_missing_layer(tmp_path):
+    path = MLP([4, 16, 3], ["relu", "softmax"]).save(tmp_path / "shallow.npz")
+    with pytest.raises(WeightsError, match=r"shallow.npz .*missing \['W3', 'b3'\]"):
+        run(tmp_path, "epochs=1", f"init_from={path}")
+
+
+def test_unshuffled_training_follows_the_data_order(tmp_path):
+    a = run(tmp_path / "a", "epochs=3", "shuffle=false")
+    b = run(tmp_path / "b", "epochs=3", "shuffle=false", "seed=0")
+    assert a.fit.history == b.fit.history
+    assert a.fit.history != run(tmp_path / "c", "epochs=3").fit.history
+
+
+def test_regression_reports_rmse_in_target_units(tmp_path):
+    outcome = run(tmp_path, "model=mlp_10_32_1", "dataset=diabetes", "epochs=30", "lr=0.01")
+    # Diabetes progression spans 25–346; a fitted model's RMSE is tens, not fractions.
+    assert 30 < outcome.test_metrics["test_rmse"] < 90
+    assert 0.2 < outcome.test_metrics["test_r2"] < 1
+
+
+def test_progress_bar_draws_and_erases_itself(caplog):
+    stream = io.StringIO()
+    progress = Progress(2, 3, show_bar=True, stream=stream)
+    progress._last_draw = -1.0  # as if the last draw were long ago
+    progress.on_step(1, 0, 0.5)
+    with caplog.at_level("INFO", logger="runner"):
+        progress.on_epoch(1, {"train_loss": 0.5, "lr": 0.1})
+    assert "[#####" in stream.getvalue() and stream.getvalue().endswith("\r")
+    assert caplog.messages == ["epoch 1/2  train_loss 0.5000  lr 0.1"]
