@@ -430,3 +430,12 @@ def test_repo_root_does_not_shadow_the_datasets_package():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert str(REPO_ROOT) not in result.stdout, result.stdout
+
+
+def test_feature_scaler_maps_raw_rows_to_the_standardised_ones():
+    raw = load_dataset("iris", standardize=False)
+    scaled = load_dataset("iris")
+    np.testing.assert_allclose(
+        (raw.test.X - scaled.feature_mean) / scaled.feature_scale, scaled.test.X, rtol=1e-15
+    )
+    assert np.all(raw.feature_mean == 0) and np.all(raw.feature_scale == 1)

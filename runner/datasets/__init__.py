@@ -55,6 +55,9 @@ class Dataset:
         for classification): the standardised targets Y are (raw - target_mean) / target_scale,
         so ``Y * target_scale + target_mean`` and ``rmse * target_scale`` are in the original
         units. With ``standardize=False`` they are 0 and 1, so that code needs no special case.
+    feature_mean, feature_scale : ndarray of shape (n_features,), float64: X is
+        (raw - feature_mean) / feature_scale, so a served model can take raw rows. 0 and 1
+        with ``standardize=False``.
     """
 
     name: str
@@ -66,6 +69,8 @@ class Dataset:
     test: Split
     target_mean: np.ndarray | None
     target_scale: np.ndarray | None
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
 
     @property
     def n_features(self) -> int:
@@ -151,9 +156,10 @@ def load_dataset(
     _check_split_sizes(name, table, rows, val_fraction, test_fraction)
 
     X = table.X
+    feature_mean, feature_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:
-        mean, scale = fit_scaler(X[rows[0]])
-        X = (X - mean) / scale
+        feature_mean, feature_scale = fit_scaler(X[rows[0]])
+        X = (X - feature_mean) / feature_scale
     if is_classifier:
         Y = encode_classes(table.target, len(table.class_names), n_outputs, dtype)
         target_mean = target_scale = None
@@ -181,6 +187,8 @@ def load_dataset(
         test=test,
         target_mean=target_mean,
         target_scale=target_scale,
+        feature_mean=feature_mean,
+        feature_scale=feature_scale,
     )
 
 
