@@ -1,44 +1,70 @@
-"""``python -m runner``: compose the config with Hydra, train, report.
+"""``python -m runner``: compose the config with Hydra, train, track the run in MLflow.
 
 A mistake in the config or the data prints one line naming the key or file and exits
-non-zero, without a traceback (``HYDRA_FULL_ERROR=1`` shows the full one for bugs).
+non-zero, without a traceback (``HYDRA_FULL_ERROR=1`` shows the full one for bugs). Ctrl-C
+and SIGTERM end the MLflow run as KILLED, any other failure as FAILED with its reason.
 """
 
 import logging
 import math
+import signal
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner import experiment
 from runner.config import register_configs, to_run_config
 from runner.errors import RunnerError
 from runner.progress import Progress, format_metrics
+from runner.tracking.client import (
+    Tracker,
+    check_reachable,
+    finish_message,
+    resolve_uri,
+    start_message,
+)
 
 log = logging.getLogger("runner")
 
 register_configs()
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one experiment; return its final validation loss for sweepers to minimise."""
     hydra_cfg = HydraConfig.get()
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir))
+        return train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except RunnerError as err:
         log.error(f"Error: {err}")
         if hydra_cfg.mode == RunMode.MULTIRUN:
             return math.inf  # the sweep goes on; this job scores worst
         sys.exit(1)
+    except KeyboardInterrupt:
+        log.error("Interrupted: the MLflow run is marked KILLED")
+        sys.exit(130)
+    except Terminated:
+        log.error("Terminated: the MLflow run is marked KILLED")
+        sys.exit(143)
 
 
-def train(cfg: DictConfig, output_dir: Path) -> float:
+def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     run_cfg = to_run_config(cfg)
+    if run_cfg.tracking.enabled:
+        check_reachable(resolve_uri(run_cfg.tracking.uri))
     dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
     log.info(net.summary(run_cfg.model.name))
     log.info(
@@ -46,23 +72,64 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
         f"val, {dataset.test.X.shape[0]} test rows; loss {loss}; batch {run_cfg.batch}, "
         f"lr {run_cfg.lr:g}, {run_cfg.epochs} epochs, {run_cfg.dtype}"
     )
+    tracker = None
+    if run_cfg.tracking.enabled:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        tracker = Tracker(start_message(run_cfg, config, overrides, net, dataset, loss))
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:
         outcome = experiment.run(
             run_cfg,
             output_dir,
-            on_epoch=progress.on_epoch,
-            on_step=progress.on_step if progress.show_bar else None,
             prepared=prepared,
+            on_epoch=_both(progress.on_epoch, tracker and tracker.log_epoch),
+            on_step=_step_callback(progress, tracker, run_cfg.tracking.log_every_n_steps, steps),
         )
-    finally:
+    except BaseException as err:
         progress.close()
+        if tracker is not None:
+            killed = isinstance(err, KeyboardInterrupt | Terminated)
+            reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
+            tracker.end("KILLED" if killed else "FAILED", reason)
+        raise
+    progress.close()
     if outcome.fit.stopped_early:
         log.info(f"early stopping: best val_loss at epoch {outcome.fit.best_epoch}")
     log.info(f"test  {format_metrics(outcome.test_metrics)}")
     log.info(f"weights written to {outcome.weights_path}")
+    if tracker is not None:
+        log.info("logging the run to MLflow...")
+        info = tracker.finish(finish_message(outcome))
+        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
     return outcome.objective
+
+
+def _both(first, second):
+    if second is None:
+        return first
+
+    def call(*args):
+        first(*args)
+        second(*args)
+
+    return call
+
+
+def _step_callback(progress, tracker, every_n, steps_per_epoch):
+    """Per-step hook: the bar on a terminal, the step loss every n steps; None when idle."""
+    log_steps = tracker is not None and every_n > 0
+    if not (progress.show_bar or log_steps):
+        return None
+
+    def on_step(epoch, step, loss):
+        if progress.show_bar:
+            progress.on_step(epoch, step, loss)
+        global_step = (epoch - 1) * steps_per_epoch + step + 1
+        if log_steps and global_step % every_n == 0:
+            tracker.log_metrics(global_step, {"train_step_loss": loss})
+
+    return on_step
 
 
 if __name__ == "__main__":

@@ -127,6 +127,20 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class TrackingConfig:
+    enabled: bool = True  # log the run to MLflow
+    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/outputs/mlflow.db
+    log_every_n_steps: int = 0  # also log the training loss every n steps; 0: per epoch only
+    log_model: bool = True  # log an MLflow pyfunc model (takes a few seconds at the end)
+
+    def __post_init__(self):
+        if self.log_every_n_steps < 0:
+            raise ConfigError(
+                f"tracking.log_every_n_steps must be >= 0, got {self.log_every_n_steps}"
+            )
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -142,6 +156,8 @@ class RunConfig:
     divergence_factor: float = 10.0  # stop when a step's loss exceeds this × the first epoch's
     init_from: str | None = None  # start from weights in this .npz (W1, b1, ...)
     progress: bool | None = None  # progress bar; null: only when attached to a terminal
+    experiment: str = "runner"  # the MLflow experiment the run goes into
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self):
         _positive("batch", self.batch, "; use e.g. batch=32")
@@ -151,6 +167,8 @@ class RunConfig:
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         _one_of("dtype", self.dtype, DTYPES)
+        if not self.experiment.strip():
+            raise ConfigError("experiment must name an MLflow experiment, e.g. experiment=runner")
         if not self.divergence_factor > 1:
             raise ConfigError(f"divergence_factor must be > 1, got {self.divergence_factor}")
 

@@ -23,3 +23,7 @@ class WeightsError(RunnerError, ValueError):
 
 class DivergenceError(RunnerError, ArithmeticError):
     """Training produced a non-finite or exploding loss."""
+
+
+class TrackingError(RunnerError):
+    """The MLflow store or server cannot be used (unreachable, refused, misconfigured)."""

@@ -18,3 +18,23 @@ def no_runtime_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         yield
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory):
+    """An empty MLflow SQLite store, migrated once per session (a fresh one takes seconds)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def project_dir(tmp_path, migrated_store):
+    """A working directory whose outputs/mlflow.db is a copy of the migrated store."""
+    import shutil
+
+    (tmp_path / "outputs").mkdir()
+    shutil.copy(migrated_store, tmp_path / "outputs" / "mlflow.db")
+    return tmp_path

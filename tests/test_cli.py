@@ -18,7 +18,8 @@ COMMAND_LINES = [
 
 
 @pytest.mark.parametrize("args", COMMAND_LINES, ids=lambda args: " ".join(args) or "default")
-def test_documented_command_lines_run(args, tmp_path):
+def test_documented_command_lines_run(args, project_dir):
+    tmp_path = project_dir
     result = run_cli(*args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "weights.npz").is_file()
@@ -43,7 +44,8 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert "batch: 64" in result.stdout and "name: mlp_4_8_8_3" in result.stdout
 
 
-def test_two_cli_runs_with_one_seed_are_identical(tmp_path):
+def test_two_cli_runs_with_one_seed_are_identical(project_dir):
+    tmp_path = project_dir
     runs = []
     for name in ("a", "b"):
         result = run_cli("epochs=5", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)

@@ -1,0 +1,1 @@
+"""MLflow tracking: the training side (client) never imports MLflow; the worker does."""

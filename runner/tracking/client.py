@@ -1,0 +1,273 @@
+"""The training process's side of tracking: it never imports MLflow.
+
+MLflow runs in a worker process (``runner.tracking.worker``) fed through a pipe. ``import
+mlflow`` (about 1.5 s) and every store write then happen on the other core, concurrently
+with training, and cannot slow a training step through the GIL. The training loop only
+appends to a list; a writer thread ships batches to the worker, so a full pipe never blocks
+a step. If this process dies, even by SIGKILL, the worker reads end-of-file and marks the
+run FAILED: a run is never left RUNNING.
+"""
+
+import os
+import pickle
+import queue
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from runner.errors import TrackingError
+
+DEFAULT_STORE = Path("outputs") / "mlflow.db"
+REACHABILITY_TIMEOUT_S = 5.0
+SEND_INTERVAL_S = 0.5
+# Bounded retries for the worker's HTTP calls: MLflow's defaults retry for minutes.
+HTTP_ENVIRONMENT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+# Keys always in a run's name, in this order; other overrides follow as key=value.
+NAME_KEYS = ("batch", "lr", "seed")
+
+
+def resolve_uri(configured):
+    """The tracking URI: the config's, else $MLFLOW_TRACKING_URI, else the project's SQLite.
+
+    The default store is resolved to an absolute path once, here, so a run from any working
+    directory and every job of a sweep write to the same file.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    path = DEFAULT_STORE.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def default_artifact_root(uri):
+    """Where a new experiment keeps its artifacts: beside a SQLite store, else the server's."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    return None
+
+
+def check_reachable(uri):
+    """Fail within seconds, naming the URI, when an HTTP tracking server does not answer.
+
+    MLflow's own retries would take about 4 minutes for a closed port and 20 for a server
+    that accepts and never answers; this asks its /health endpoint once with a short timeout.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACHABILITY_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server is there, whatever it thinks of /health
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({reason}); start it, or point "
+            f"tracking.uri / MLFLOW_TRACKING_URI at a running server"
+        ) from None
+
+
+def run_name(model_name, values, overrides):
+    """A readable, never random run name from the model and the overrides.
+
+    e.g. ``mlp_4_8_8_3-batch32-lr0.1-seed0`` plus ``-key=value`` for each other override.
+    """
+    parts = [model_name] + [
+        f"{key}{values[key]:g}" if key == "lr" else f"{key}{values[key]}" for key in NAME_KEYS
+    ]
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key not in NAME_KEYS and key != "model" and not key.startswith(("hydra", "tracking")):
+            parts.append(override.lstrip("+~"))
+    return "-".join(parts)
+
+
+def flatten(config, prefix=""):
+    """Nested dicts → dotted keys, lists as text: {'model.layers': '[4, 8, 8, 3]', ...}."""
+    items = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items.update(flatten(value, f"{name}."))
+        else:
+            items[name] = str(value) if isinstance(value, list) else value
+    return items
+
+
+class Tracker:
+    """Streams one run to the tracking worker and waits for it at the end.
+
+    start : the run's description, sent once (see ``runner.tracking.worker``).
+    """
+
+    def __init__(self, start):
+        self._outbox = queue.Queue()
+        self._metrics = []
+        self._replies = queue.Queue()
+        self._ended = False
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runner.tracking.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **HTTP_ENVIRONMENT},
+            # Its own session: Ctrl-C in a terminal reaches only this process, which then
+            # tells the worker to end the run as KILLED.
+            start_new_session=True,
+        )
+        self._last_send = time.monotonic()
+        threading.Thread(target=self._write, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._outbox.put(("start", start))
+
+    def log_metrics(self, step, metrics):
+        """Buffer metrics for ``step``; they are sent at the next epoch boundary."""
+        timestamp = int(time.time() * 1000)
+        self._metrics.extend((key, float(value), step, timestamp) for key, value in metrics.items())
+
+    def log_epoch(self, epoch, metrics):
+        """Buffer an epoch's metrics; ship the buffer at most every SEND_INTERVAL_S.
+
+        Few large batches keep the worker's store writes cheap (one log_batch of 1000 values
+        costs about what 20 single log_metric calls do). A worker that already failed stops
+        training here, at the epoch boundary, rather than after the last epoch.
+        """
+        self.log_metrics(epoch, metrics)
+        if time.monotonic() - self._last_send >= SEND_INTERVAL_S:
+            self.flush()
+        if not self._replies.empty() and self._replies.queue[0][0] == "error":
+            raise TrackingError(self._replies.queue[0][1])
+
+    def flush(self):
+        self._last_send = time.monotonic()
+        if self._metrics:
+            batch, self._metrics = self._metrics, []
+            self._outbox.put(("metrics", batch))
+
+    def finish(self, result):
+        """Send the run's results and wait until the worker has logged them and ended the run.
+
+        Returns the worker's reply: {"run_id": ..., "experiment_id": ..., "uri": ...}.
+        """
+        self.flush()
+        self._outbox.put(("finish", result))
+        return self._close()
+
+    def end(self, status, reason):
+        """End the run as FAILED or KILLED with a reason; wait for the worker."""
+        if self._ended:
+            return None
+        self.flush()
+        self._outbox.put(("end", {"status": status, "reason": reason}))
+        return self._close()
+
+    def _close(self):
+        self._ended = True
+        self._outbox.put(None)
+        self.process.wait()
+        self._reader.join()
+        reply = None
+        while not self._replies.empty():
+            kind, payload = self._replies.get()
+            if kind == "error":
+                raise TrackingError(payload)
+            reply = payload
+        if reply is None:
+            raise TrackingError(
+                f"the MLflow tracking worker exited with code {self.process.returncode} "
+                f"without logging the run; see the messages above"
+            )
+        return reply
+
+    def _write(self):
+        pipe = self.process.stdin
+        try:
+            while (message := self._outbox.get()) is not None:
+                pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                pipe.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; _close reports it
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _read(self):
+        try:
+            while True:
+                self._replies.put(pickle.load(self.process.stdout))
+        except (EOFError, OSError, pickle.UnpicklingError):
+            pass
+
+
+def start_message(run_cfg, config, overrides, net, dataset, loss):
+    """Everything the worker needs to create the run and rebuild data and model.
+
+    config : the resolved config as a plain dict; overrides : Hydra's task overrides.
+    """
+    uri = resolve_uri(run_cfg.tracking.uri)
+    d = run_cfg.dataset
+    params = flatten(config)
+    params["n_params"] = net.n_params
+    params["loss.resolved"] = loss
+    for i, row in enumerate(net.summary_rows(), start=1):
+        params[f"layer{i}.W_shape"] = row["W_shape"]
+        params[f"layer{i}.b_shape"] = row["b_shape"]
+        params[f"layer{i}.activation"] = row["activation"]
+        params[f"layer{i}.params"] = row["params"]
+    return {
+        "uri": uri,
+        "experiment": run_cfg.experiment,
+        "artifact_root": default_artifact_root(uri),
+        "run_name": run_name(run_cfg.model.name, config, overrides),
+        "params": params,
+        "tags": {"command": " ".join(["python -m runner", *map(shlex.quote, overrides)])},
+        "config_yaml": yaml.safe_dump(config, sort_keys=False),
+        "overrides": list(overrides),
+        "summary": net.summary(run_cfg.model.name),
+        "layers": net.summary_rows(),
+        "model": {"activations": list(net.activations)},
+        "log_model": run_cfg.tracking.log_model,
+        "dataset": {
+            "name": d.name,
+            "seed": run_cfg.seed,
+            "val_fraction": d.val_fraction,
+            "test_fraction": d.test_fraction,
+            "standardize": d.standardize,
+            "n_outputs": run_cfg.model.layers[-1],
+            "dtype": run_cfg.dtype,
+            "path": d.path,
+            "target": d.target,
+            "task": d.task,
+            "n_samples": d.n_samples,
+            "noise": d.noise,
+            "n_classes": d.n_classes,
+            "n_features": d.n_features,
+        },
+    }
+
+
+def finish_message(outcome):
+    """The final metrics (at the last epoch's step) and where the weights are."""
+    step = len(outcome.fit.history)
+    timestamp = int(time.time() * 1000)
+    final = {**outcome.test_metrics}
+    if outcome.fit.best_epoch is not None:
+        final["best_epoch"] = outcome.fit.best_epoch
+    return {
+        "weights_path": str(outcome.weights_path),
+        "metrics": [(key, float(value), step, timestamp) for key, value in final.items()],
+    }

@@ -1,0 +1,95 @@
+"""The trained net as an MLflow pyfunc model that needs only NumPy and the engine.
+
+It takes raw feature rows (a DataFrame with the data set's column names, or an array) and
+applies the training split's standardisation itself, so ``mlflow models predict`` and
+``mlflow models serve`` work on data as it comes. Classifiers return one probability column
+per class; regressors return the target in its own units.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+PACKAGE = Path(__file__).resolve().parent.parent
+# What the model's code needs: the engine, the errors it raises, and this module.
+STAGED = ("__init__.py", "errors.py", "engine", "tracking/__init__.py", "tracking/model.py")
+ENTRY = Path(__file__).resolve().parent / "pyfunc_entry.py"
+
+
+class MLPModel(mlflow.pyfunc.PythonModel):
+    """Loads ``weights.npz`` and ``spec.json`` from the model's artifacts."""
+
+    def load_context(self, context):
+        from runner.engine import MLP
+
+        spec = json.loads(Path(context.artifacts["spec"]).read_text())
+        self.net = MLP.load(context.artifacts["weights"], spec["activations"])
+        self.feature_names = spec["feature_names"]
+        self.output_names = spec["output_names"]
+        self.feature_mean = np.asarray(spec["feature_mean"])
+        self.feature_scale = np.asarray(spec["feature_scale"])
+        self.target_mean = np.asarray(spec["target_mean"])
+        self.target_scale = np.asarray(spec["target_scale"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        if isinstance(model_input, pd.DataFrame) and set(self.feature_names) <= set(model_input):
+            model_input = model_input[self.feature_names]
+        X = (np.asarray(model_input, dtype=np.float64) - self.feature_mean) / self.feature_scale
+        outputs = self.net.predict(X) * self.target_scale + self.target_mean
+        return pd.DataFrame(outputs, columns=self.output_names)
+
+
+def model_spec(net, dataset):
+    """What MLPModel needs besides the weights, as JSON-ready values."""
+    regression = dataset.task == "regression"
+    if regression:
+        output_names = ["prediction"] * net.layer_sizes[-1]
+    elif net.layer_sizes[-1] == 1:
+        output_names = [f"p_{dataset.class_names[1]}"]
+    else:
+        output_names = [f"p_{name}" for name in dataset.class_names]
+    return {
+        "activations": list(net.activations),
+        "feature_names": list(dataset.feature_names),
+        "output_names": output_names,
+        "feature_mean": dataset.feature_mean.tolist(),
+        "feature_scale": dataset.feature_scale.tolist(),
+        "target_mean": dataset.target_mean.tolist() if regression else 0.0,
+        "target_scale": dataset.target_scale.tolist() if regression else 1.0,
+    }
+
+
+def log_model(net, dataset, weights_path, workdir):
+    """Log the pyfunc model under ``model`` in the active run, with signature and example."""
+    workdir = Path(workdir)
+    code = workdir / "code" / "runner"
+    for item in STAGED:
+        source, target = PACKAGE / item, code / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    spec_path = workdir / "spec.json"
+    spec_path.write_text(json.dumps(model_spec(net, dataset), indent=2))
+
+    raw_rows = dataset.test.X[:5] * dataset.feature_scale + dataset.feature_mean
+    example = pd.DataFrame(raw_rows, columns=list(dataset.feature_names))
+    artifacts = {"weights": str(weights_path), "spec": str(spec_path)}
+    model = MLPModel()
+    model.load_context(mlflow.pyfunc.PythonModelContext(artifacts=artifacts, model_config={}))
+    signature = mlflow.models.infer_signature(example, model.predict(None, example))
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(ENTRY),  # models from code: loading unpickles nothing
+        artifacts=artifacts,
+        code_paths=[str(code)],
+        signature=signature,
+        input_example=example,
+        # Stated, not inferred: inference imports the model in a subprocess, seconds per run.
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+    )

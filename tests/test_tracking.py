@@ -1,0 +1,225 @@
+"""Runs tracked in real MLflow stores and read back with MlflowClient, as a person reviews them."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from runner.datasets import load_dataset
+from runner.engine import MLP
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def store_client(project_dir):
+    return MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
+
+
+@pytest.fixture
+def fluent_uri():
+    """Point MLflow's fluent API (load_table, runs:/ URIs) at a store for one test."""
+    yield mlflow.set_tracking_uri
+    mlflow.set_tracking_uri(None)
+
+
+def only_run(client, experiment="runner"):
+    experiment = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([experiment.experiment_id])
+    return run
+
+
+def test_default_run_is_fully_tracked(project_dir, fluent_uri):
+    result = run_cli(cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    client = store_client(project_dir)
+    fluent_uri(client.tracking_uri)
+    run = only_run(client)
+    run_id = run.info.run_id
+
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "mlp_4_8_8_3-batch32-lr0.1-seed0"
+    params = run.data.params
+    assert params["model.layers"] == "[4, 8, 8, 3]"
+    assert params["batch"] == "32" and params["optimizer.momentum"] == "0.0"
+    assert params["n_params"] == "139"
+    assert [params[f"layer{i}.W_shape"] for i in (1, 2, 3)] == ["(4, 8)", "(8, 8)", "(8, 3)"]
+    for key in ("train_loss", "val_loss", "val_accuracy", "lr"):
+        history = client.get_metric_history(run_id, key)
+        assert sorted(m.step for m in history) == list(range(1, 101)), key
+    assert run.data.metrics["test_accuracy"] >= 0.9
+
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {
+        "config.yaml",
+        "weights.npz",
+        "loss_curve.png",
+        "layers.json",
+        "model_summary.txt",
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "overrides.yaml",
+    } <= artifacts
+    table = json.loads(
+        client.download_artifacts(run_id, "layers.json", str(project_dir))
+        and (project_dir / "layers.json").read_text()
+    )
+    layers = pd.DataFrame(table["data"], columns=table["columns"])
+    assert list(layers["W_shape"]) == ["(4, 8)", "(8, 8)", "(8, 3)"]
+    assert list(layers["params"]) == [40, 72, 27]
+    assert run.data.tags["command"] == "python -m runner"
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {
+        "iris-train",
+        "iris-val",
+        "iris-test",
+    }
+
+    # The pyfunc model takes raw iris rows and gives what the engine gives.
+    weights = client.download_artifacts(run_id, "weights.npz", str(project_dir))
+    net = MLP.load(weights, ["relu", "relu", "softmax"])
+    raw = load_dataset("iris", test_fraction=0.3, standardize=False)
+    scaled = load_dataset("iris", test_fraction=0.3)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    predicted = model.predict(pd.DataFrame(raw.test.X, columns=list(raw.feature_names)))
+    np.testing.assert_allclose(np.asarray(predicted), net.predict(scaled.test.X), rtol=1e-12)
+
+
+def test_a_run_that_raises_is_failed_with_its_reason(project_dir):
+    result = run_cli("lr=100", cwd=project_dir)
+    assert result.returncode == 1
+    run = only_run(store_client(project_dir))
+    assert run.info.status == "FAILED"
+    assert "train loss became" in run.data.tags["failure_reason"]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_training_kills_the_run(project_dir, signum, code):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "epochs=1000000", "tracking.log_model=false"],
+        cwd=project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if re.match(r"epoch +2000/", line) or time.monotonic() > deadline:
+            break  # well into training
+    process.send_signal(signum)
+    output = process.stdout.read()
+    assert process.wait(timeout=60) == code
+    assert "KILLED" in output and "Traceback" not in output
+    run = only_run(store_client(project_dir))
+    assert run.info.status == "KILLED"
+
+
+def test_per_step_losses_are_logged_when_asked(project_dir):
+    result = run_cli(
+        "epochs=3",
+        "tracking.log_every_n_steps=1",
+        "tracking.log_model=false",
+        "experiment=steps",
+        cwd=project_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    client = store_client(project_dir)
+    run = only_run(client, "steps")
+    # iris: 75 training rows in batches of 32 → 3 steps per epoch.
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_step_loss")]
+    assert sorted(steps) == list(range(1, 10))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, migrated_store):
+    """A real `mlflow server` on 127.0.0.1 with a temporary backend, stopped after the test."""
+    shutil.copy(migrated_store, tmp_path / "server.db")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                os.killpg(process.pid, signal.SIGKILL)
+                pytest.fail("mlflow server did not start within 90 s")
+            time.sleep(0.5)
+    yield uri
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_round_trip_through_a_real_mlflow_server(tmp_path, mlflow_server, fluent_uri):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = run_cli(
+        "epochs=5", "experiment=remote", cwd=workdir, env={"MLFLOW_TRACKING_URI": mlflow_server}
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (workdir / "outputs" / "mlflow.db").exists()  # nothing went to the local store
+    client = MlflowClient(mlflow_server)
+    run = only_run(client, "remote")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["n_params"] == "139"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+    assert "weights.npz" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    fluent_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    raw = load_dataset("iris", test_fraction=0.3, standardize=False)
+    predicted = model.predict(pd.DataFrame(raw.test.X, columns=list(raw.feature_names)))
+    assert predicted.shape == (45, 3)
+
+
+def test_an_unreachable_server_fails_fast_before_training(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run_cli(cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert f"{uri} is not reachable" in output and "epoch" not in output

@@ -1,0 +1,76 @@
+"""The training side of tracking: URIs, reachability, run names, params. No MLflow import."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from runner.errors import TrackingError
+from runner.tracking.client import check_reachable, flatten, resolve_uri, run_name
+
+
+def test_default_store_is_an_absolute_sqlite_path_under_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_uri(None) == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    assert (tmp_path / "outputs").is_dir()
+
+
+def test_config_beats_environment_beats_default(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_uri(None) == "http://127.0.0.1:5000"
+    assert resolve_uri("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_run_name_comes_from_the_model_and_the_overrides():
+    values = {"batch": 32, "lr": 0.1, "seed": 0}
+    assert run_name("mlp_4_8_8_3", values, ["batch=32"]) == "mlp_4_8_8_3-batch32-lr0.1-seed0"
+    assert (
+        run_name("mlp_4_8_8_3", values, ["model=mlp_4_8_8_3", "dtype=float32", "hydra.run.dir=x"])
+        == "mlp_4_8_8_3-batch32-lr0.1-seed0-dtype=float32"
+    )
+
+
+def test_flatten_gives_dotted_keys():
+    config = {"batch": 32, "model": {"layers": [4, 8, 3], "bias": True}, "loss": {"name": "auto"}}
+    assert flatten(config) == {
+        "batch": 32,
+        "model.layers": "[4, 8, 3]",
+        "model.bias": True,
+        "loss.name": "auto",
+    }
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_closed_port_is_reported_at_once_naming_the_uri():
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=f"{uri} is not reachable"):
+        check_reachable(uri)
+    assert time.monotonic() - started < 15
+
+
+def test_a_server_that_never_answers_is_reported_within_15_seconds():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
+        thread.start()
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match="not reachable"):
+            check_reachable(uri)
+        assert time.monotonic() - started < 15
+        for connection, _ in accepted:
+            connection.close()
+
+
+def test_local_stores_need_no_network_check():
+    check_reachable("sqlite:////nonexistent/store.db")
