@@ -6,7 +6,7 @@ epoch, the last partial batch kept), so samples/second compares what one trainin
 in each. Every implementation is timed in this one process, on the same BLAS thread count,
 with measurements interleaved so a slow spell on the machine hits all of them alike.
 
-    PYTHONPATH=. .venv/bin/python bench/engine.py [--json PATH] [--quick]
+    python -m bench.engine [--json PATH] [--quick]
 
 PyTorch is optional and never a project dependency: without it the torch rows are skipped.
 """
