@@ -96,6 +96,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     progress.close()
     if outcome.fit.stopped_early:
         log.info(f"early stopping: best val_loss at epoch {outcome.fit.best_epoch}")
+    epochs = len(outcome.fit.history)
+    log.info(f"trained {epochs} epochs in {outcome.train_seconds:.3f} s")
     log.info(f"test  {format_metrics(outcome.test_metrics)}")
     log.info(f"weights written to {outcome.weights_path}")
     if tracker is not None:

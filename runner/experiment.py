@@ -5,6 +5,7 @@ for the per-epoch and per-step reports, so the whole run is testable on its own.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Outcome:
     dataset: object
     loss: str
     fit: FitResult
+    train_seconds: float  # wall time of the epochs alone, without set-up, test or saving
     val_metrics: dict  # of the final weights
     test_metrics: dict
     weights_path: Path
@@ -127,6 +129,7 @@ def run(cfg: RunConfig, output_dir, *, on_epoch=None, on_step=None, prepared=Non
     dataset, net, optimizer, loss = prepared or prepare(cfg)
     _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     o = cfg.optimizer
+    started = time.perf_counter()
     result = fit(
         net,
         optimizer,
@@ -144,6 +147,7 @@ def run(cfg: RunConfig, output_dir, *, on_epoch=None, on_step=None, prepared=Non
         on_epoch=on_epoch,
         on_step=on_step,
     )
+    train_seconds = time.perf_counter() - started
     scale = dataset.target_scale
     val_metrics = evaluate(net, dataset.val, loss, task=dataset.task, target_scale=scale)
     test_metrics = evaluate(
@@ -152,4 +156,6 @@ def run(cfg: RunConfig, output_dir, *, on_epoch=None, on_step=None, prepared=Non
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     weights_path = net.save(output_dir / WEIGHTS_FILE)
-    return Outcome(net, dataset, loss, result, val_metrics, test_metrics, weights_path)
+    return Outcome(
+        net, dataset, loss, result, train_seconds, val_metrics, test_metrics, weights_path
+    )
