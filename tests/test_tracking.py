@@ -92,8 +92,38 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
     raw = load_dataset("iris", test_fraction=0.3, standardize=False)
     scaled = load_dataset("iris", test_fraction=0.3)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    predicted = model.predict(pd.DataFrame(raw.test.X, columns=list(raw.feature_names)))
+    rows = pd.DataFrame(raw.test.X, columns=list(raw.feature_names))
+    predicted = model.predict(rows)
     np.testing.assert_allclose(np.asarray(predicted), net.predict(scaled.test.X), rtol=1e-12)
+
+    # The README's `mlflow models predict` command serves the same numbers from a CSV.
+    rows.head(3).to_csv(project_dir / "rows.csv", index=False)
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            f"runs:/{run_id}/model",
+            "-i",
+            "rows.csv",
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+        ],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri},
+    )
+    predictions = json.loads(served.stdout.strip().splitlines()[-1])["predictions"]
+    np.testing.assert_allclose(
+        [list(row.values()) for row in predictions], net.predict(scaled.test.X[:3]), rtol=1e-12
+    )
 
 
 def test_a_run_that_raises_is_failed_with_its_reason(project_dir):
