@@ -27,6 +27,7 @@ from runner.tracking.client import (
     resolve_uri,
     start_message,
 )
+from runner.tracking.sweep import end_open_sweep, sweep_parent
 
 log = logging.getLogger("runner")
 
@@ -46,13 +47,19 @@ def main(cfg: DictConfig) -> float:
     """Run one experiment; return its final validation loss for sweepers to minimise."""
     hydra_cfg = HydraConfig.get()
     signal.signal(signal.SIGTERM, _raise_terminated)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         return train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except RunnerError as err:
         log.error(f"Error: {err}")
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            return math.inf  # the sweep goes on; this job scores worst
+        if in_sweep:
+            return math.inf  # the sweep goes on; this job scores worst (inf, never NaN)
         sys.exit(1)
+    except Exception as err:
+        if not in_sweep:
+            raise  # a bug: Hydra shows the traceback
+        log.exception(f"job {hydra_cfg.job.num} failed: {type(err).__name__}: {err}")
+        return math.inf
     except KeyboardInterrupt:
         log.error("Interrupted: the MLflow run is marked KILLED")
         sys.exit(130)
@@ -75,7 +82,9 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     tracker = None
     if run_cfg.tracking.enabled:
         config = OmegaConf.to_container(cfg, resolve=True)
-        tracker = Tracker(start_message(run_cfg, config, overrides, net, dataset, loss))
+        parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
+        sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
+        tracker = Tracker(start_message(run_cfg, config, overrides, net, dataset, loss, sweep))
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:
@@ -134,5 +143,20 @@ def _step_callback(progress, tracker, every_n, steps_per_epoch):
     return on_step
 
 
+def cli():
+    """Run Hydra; if a sweep crashed or was interrupted, end its parent run accordingly."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        end_open_sweep("KILLED", "the sweep was interrupted")
+        raise
+    except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
+        end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
+        raise
+    except BaseException as err:
+        end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -213,12 +213,26 @@ class Tracker:
             pass
 
 
-def start_message(run_cfg, config, overrides, net, dataset, loss):
+def start_message(run_cfg, config, overrides, net, dataset, loss, sweep=None):
     """Everything the worker needs to create the run and rebuild data and model.
 
     config : the resolved config as a plain dict; overrides : Hydra's task overrides.
+    sweep : for a job of a sweep, {"parent": {"run_id", "uri", ...}, "job": number}; its
+        run becomes a child of the sweep's parent run, in the parent's store.
     """
-    uri = resolve_uri(run_cfg.tracking.uri)
+    uri = sweep["parent"]["uri"] if sweep else resolve_uri(run_cfg.tracking.uri)
+    tags = {
+        "command": " ".join(["python -m runner", *map(shlex.quote, overrides)]),
+        "runner.blas_threads": str(blas_threads()),
+    }
+    if sweep:
+        tags.update(
+            {
+                "mlflow.parentRunId": sweep["parent"]["run_id"],
+                "runner.sweep_job": str(sweep["job"]),
+                "runner.overrides": " ".join(overrides),
+            }
+        )
     d = run_cfg.dataset
     params = flatten(config)
     params["n_params"] = net.n_params
@@ -234,7 +248,7 @@ def start_message(run_cfg, config, overrides, net, dataset, loss):
         "artifact_root": default_artifact_root(uri),
         "run_name": run_name(run_cfg.model.name, config, overrides),
         "params": params,
-        "tags": {"command": " ".join(["python -m runner", *map(shlex.quote, overrides)])},
+        "tags": tags,
         "config_yaml": yaml.safe_dump(config, sort_keys=False),
         "overrides": list(overrides),
         "summary": net.summary(run_cfg.model.name),
@@ -271,3 +285,12 @@ def finish_message(outcome):
         "weights_path": str(outcome.weights_path),
         "metrics": [(key, float(value), step, timestamp) for key, value in final.items()],
     }
+
+
+def blas_threads():
+    """Threads of the BLAS library NumPy calls (parallel sweep jobs should each have few)."""
+    from threadpoolctl import threadpool_info
+
+    return max(
+        (pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=0
+    )

@@ -22,11 +22,11 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
 from runner.tracking.model import PACKAGE, log_model
+from runner.tracking.store import ensure_experiment
 
 BATCH_METRICS, BATCH_PARAMS = 1000, 100  # MLflow's limits for one log_batch call
 LIBRARIES = ("numpy", "pandas", "hydra-core", "omegaconf", "mlflow")
@@ -39,7 +39,7 @@ class RunSession:
         self.start = start
         mlflow.set_tracking_uri(start["uri"])
         self.client = MlflowClient(start["uri"])
-        experiment_id = self._experiment_id(start["experiment"], start["artifact_root"])
+        experiment_id = ensure_experiment(self.client, start["experiment"], start["artifact_root"])
         tags = {**start["tags"], **source_tags(), **version_tags()}
         run = self.client.create_run(experiment_id, run_name=start["run_name"], tags=tags)
         self.run_id = run.info.run_id
@@ -64,15 +64,6 @@ class RunSession:
         mlflow.log_text("".join(f"- {o}\n" for o in start["overrides"]) or "[]\n", "overrides.yaml")
         self.dataset = load_dataset(**start["dataset"])
         self._log_inputs()
-
-    def _experiment_id(self, name, artifact_root):
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return self.client.create_experiment(name, artifact_location=artifact_root)
-        except MlflowException:  # created meanwhile by another run
-            return self.client.get_experiment_by_name(name).experiment_id
 
     def _log_inputs(self):
         for split, context in (("train", "training"), ("val", "validation"), ("test", "test")):

@@ -1,0 +1,116 @@
+"""Sweeps with -m: parent and child runs in MLflow, parallel jobs, failures, Optuna."""
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+FAST = ("epochs=3", "tracking.log_model=false")
+
+
+def sweep_runs(project_dir, experiment="runner"):
+    """(parent, children) of the one sweep in the project's store."""
+    client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    (parent,) = [r for r in runs if r.data.tags.get("runner.sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1  # nothing outside the sweep
+    return client, parent, children
+
+
+def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
+    result = run_cli("-m", "batch=16,32", "lr=0.01,0.1", *FAST, cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    client, parent, children = sweep_runs(project_dir)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.overrides"].startswith("batch=16,32 lr=0.01,0.1")
+    assert sorted(c.info.status for c in children) == ["FINISHED"] * 4
+    assert {(c.data.params["batch"], c.data.params["lr"]) for c in children} == {
+        ("16", "0.01"),
+        ("16", "0.1"),
+        ("32", "0.01"),
+        ("32", "0.1"),
+    }
+    assert {"results.json", "results.csv"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)
+    }
+    best = min(children, key=lambda c: c.data.metrics["val_loss"])
+    assert parent.data.tags["best_child_run_id"] == best.info.run_id
+    assert best.data.tags["runner.best_in_sweep"] == "true"
+    assert parent.data.metrics["best_val_loss"] == best.data.metrics["val_loss"]
+    table = client.download_artifacts(parent.info.run_id, "results.csv", str(project_dir))
+    lines = open(table).read().splitlines()
+    assert lines[0].startswith("rank,run_id") and best.info.run_id in lines[1]
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_sixteen_parallel_jobs_on_a_fresh_store_lose_nothing(tmp_path, attempt):
+    # A fresh, empty default store and a new experiment, as the issue demands: no copy.
+    seeds = ",".join(str(seed) for seed in range(16))
+    result = run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        f"seed={seeds}",
+        f"experiment=fresh{attempt}",
+        *FAST,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output and "Error" not in output
+    client, parent, children = sweep_runs(tmp_path, f"fresh{attempt}")
+    assert len(children) == 16 and parent.info.status == "FINISHED"
+    default = client.get_experiment_by_name("Default")
+    assert not client.search_runs([default.experiment_id])
+    for child in children:
+        assert child.info.status == "FINISHED"
+        for key in ("train_loss", "val_loss", "val_accuracy", "lr"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert sorted(steps) == [1, 2, 3], (child.info.run_name, key)
+        # Two jobs at a time on two cores: one BLAS thread each.
+        assert child.data.tags["runner.blas_threads"] == "1"
+
+
+def test_a_diverging_job_fails_alone(project_dir):
+    result = run_cli("-m", "lr=0.1,100,0.05", *FAST, cwd=project_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "3 jobs, 2 finished, 1 failed" in output and "train loss became" in output
+    client, parent, children = sweep_runs(project_dir)
+    status = {c.data.params["lr"]: c.info.status for c in children}
+    assert status == {"0.1": "FINISHED", "100.0": "FAILED", "0.05": "FINISHED"}
+    (failed,) = [c for c in children if c.info.status == "FAILED"]
+    assert "train loss became" in failed.data.tags["failure_reason"]
+    table = open(client.download_artifacts(parent.info.run_id, "results.csv", str(project_dir)))
+    last = table.read().splitlines()[-1]
+    assert "FAILED" in last and "train loss became" in last
+
+
+def test_optuna_sweep_runs_its_trials_as_children(project_dir):
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna_search",
+        "hydra.sweeper.n_trials=6",
+        *FAST,
+        cwd=project_dir,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    _, parent, children = sweep_runs(project_dir)
+    assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
+    assert parent.data.params["sweep.sweeper"] == "optuna_search"
+    best = min(c.data.metrics["val_loss"] for c in children)
+    assert parent.data.metrics["best_val_loss"] == best
+    assert f"Best value: {best}" in result.stdout + result.stderr
+
+
+def test_a_crashed_sweep_ends_its_parent_failed(project_dir):
+    result = run_cli("-m", "batch=32,abc", *FAST, cwd=project_dir)
+    assert result.returncode == 1
+    _, parent, _ = sweep_runs(project_dir)
+    assert parent.info.status == "FAILED"
+    assert "exit code 1" in parent.data.tags["failure_reason"]
