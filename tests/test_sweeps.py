@@ -1,5 +1,9 @@
 """Sweeps with -m: parent and child runs in MLflow, parallel jobs, failures, Optuna."""
 
+import subprocess
+import sys
+
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -44,6 +48,20 @@ def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
     table = client.download_artifacts(parent.info.run_id, "results.csv", str(project_dir))
     lines = open(table).read().splitlines()
     assert lines[0].startswith("rank,run_id") and best.info.run_id in lines[1]
+
+    # python -m runner.report reads the same sweep back into the same ranked table.
+    report = subprocess.run(
+        [sys.executable, "-m", "runner.report", "--csv", "report.csv"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    assert parent.info.run_id in report.stdout and "4 runs, 0 failed" in report.stdout
+    ranked = pd.read_csv(project_dir / "report.csv")
+    assert list(ranked["rank"]) == [1, 2, 3, 4] and ranked["run_id"][0] == best.info.run_id
+    assert list(ranked["val_loss"]) == sorted(ranked["val_loss"])
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3])

@@ -37,17 +37,18 @@ HTTP_ENVIRONMENT = {
 NAME_KEYS = ("batch", "lr", "seed")
 
 
-def resolve_uri(configured):
+def resolve_uri(configured, create=True):
     """The tracking URI: the config's, else $MLFLOW_TRACKING_URI, else the project's SQLite.
 
     The default store is resolved to an absolute path once, here, so a run from any working
-    directory and every job of a sweep write to the same file.
+    directory and every job of a sweep write to the same file. ``create`` makes its folder.
     """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     path = DEFAULT_STORE.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
