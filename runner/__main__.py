@@ -17,8 +17,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from runner import experiment
-from runner.config import register_configs, to_run_config
-from runner.errors import RunnerError
+from runner.checkpointing import Checkpointer, find_checkpoint
+from runner.config import RunConfig, register_configs, to_run_config
+from runner.engine.checkpoint import load_checkpoint
+from runner.errors import ConfigError, RunnerError
 from runner.progress import Progress, format_metrics
 from runner.tracking.client import (
     Tracker,
@@ -61,16 +63,18 @@ def main(cfg: DictConfig) -> float:
         log.exception(f"job {hydra_cfg.job.num} failed: {type(err).__name__}: {err}")
         return math.inf
     except KeyboardInterrupt:
-        log.error("Interrupted: the MLflow run is marked KILLED")
-        sys.exit(130)
+        sys.exit(130)  # train() has printed how to resume
     except Terminated:
-        log.error("Terminated: the MLflow run is marked KILLED")
         sys.exit(143)
 
 
 def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     run_cfg = to_run_config(cfg)
-    if run_cfg.tracking.enabled:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    resume = None
+    if run_cfg.resume:
+        run_cfg, config, output_dir, overrides, resume = load_resume(run_cfg, overrides)
+    elif run_cfg.tracking.enabled:
         check_reachable(resolve_uri(run_cfg.tracking.uri))
     dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
     log.info(net.summary(run_cfg.model.name))
@@ -80,11 +84,27 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         f"lr {run_cfg.lr:g}, {run_cfg.epochs} epochs, {run_cfg.dtype}"
     )
     tracker = None
+    checkpointer = Checkpointer(
+        output_dir,
+        run_cfg.checkpoint.every_n_epochs,
+        run_cfg.checkpoint.min_interval_s,
+        lambda: {
+            "config": config,
+            "overrides": overrides,
+            "output_dir": str(output_dir.resolve()),
+            "run_id": tracker.run_id if tracker else None,
+            "uri": tracker.uri if tracker else None,
+        },
+    )
     if run_cfg.tracking.enabled:
-        config = OmegaConf.to_container(cfg, resolve=True)
         parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
         sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
-        tracker = Tracker(start_message(run_cfg, config, overrides, net, dataset, loss, sweep))
+        message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
+        message["tags"]["runner.checkpoint"] = str(checkpointer.path)
+        if resume:
+            message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
+            message["uri"] = resume["uri"] or message["uri"]
+        tracker = Tracker(message)
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:
@@ -92,28 +112,68 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
             run_cfg,
             output_dir,
             prepared=prepared,
+            resume=resume and resume["state"],
             on_epoch=_both(progress.on_epoch, tracker and tracker.log_epoch),
             on_step=_step_callback(progress, tracker, run_cfg.tracking.log_every_n_steps, steps),
+            on_snapshot=checkpointer,
         )
     except BaseException as err:
         progress.close()
+        killed = isinstance(err, KeyboardInterrupt | Terminated)
         if tracker is not None:
-            killed = isinstance(err, KeyboardInterrupt | Terminated)
             reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
             tracker.end("KILLED" if killed else "FAILED", reason)
+        if killed:
+            report_interrupt(err, checkpointer, tracker)
         raise
     progress.close()
+    checkpointer.write()
     if outcome.fit.stopped_early:
         log.info(f"early stopping: best val_loss at epoch {outcome.fit.best_epoch}")
-    epochs = len(outcome.fit.history)
+    epochs = len(outcome.fit.history) - (resume["state"].epoch if resume else 0)
     log.info(f"trained {epochs} epochs in {outcome.train_seconds:.3f} s")
     log.info(f"test  {format_metrics(outcome.test_metrics)}")
     log.info(f"weights written to {outcome.weights_path}")
     if tracker is not None:
         log.info("logging the run to MLflow...")
-        info = tracker.finish(finish_message(outcome))
+        try:
+            info = tracker.finish(finish_message(outcome))
+        except (KeyboardInterrupt, Terminated):
+            log.error("interrupted while logging: the tracking worker finishes the run by itself")
+            raise
         log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
     return outcome.objective
+
+
+def load_resume(run_cfg, overrides):
+    """The checkpoint that resume= names, and the run it continues, exactly as configured."""
+    others = [o for o in overrides if not o.startswith(("resume=", "hydra"))]
+    if others:
+        raise ConfigError(
+            f"resume= continues a run exactly as it was configured; drop the other overrides "
+            f"{others}"
+        )
+    path = find_checkpoint(run_cfg.resume, resolve_uri(run_cfg.tracking.uri, create=False))
+    state, extra = load_checkpoint(path)
+    config = extra["config"]
+    resumed_cfg = to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))
+    if resumed_cfg.tracking.enabled and extra.get("uri"):
+        check_reachable(extra["uri"])
+    output_dir = Path(extra["output_dir"])
+    log.info(f"resuming {path} after epoch {state.epoch} of {resumed_cfg.epochs}")
+    resume = {"state": state, "run_id": extra.get("run_id"), "uri": extra.get("uri")}
+    return resumed_cfg, config, output_dir, extra["overrides"], resume
+
+
+def report_interrupt(err, checkpointer, tracker):
+    """Write the last completed epoch and end with the exact command that resumes it."""
+    path = checkpointer.write()
+    epoch = checkpointer.latest.epoch if checkpointer.latest else 0
+    signal_name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+    status = "; the MLflow run is marked KILLED" if tracker is not None else ""
+    log.error(f"{signal_name}: stopped after epoch {epoch}; checkpoint {path}{status}")
+    target = tracker.run_id if tracker is not None and tracker.run_id else path
+    log.error(f"Resume with: python -m runner resume={target}")
 
 
 def _both(first, second):

@@ -141,6 +141,18 @@ class TrackingConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_n_epochs: int = 1  # write a checkpoint every n epochs; 0: only at the end and on Ctrl-C
+    min_interval_s: float = 1.0  # but not more often than this (a write costs 1-2 ms); 0: always
+
+    def __post_init__(self):
+        if self.every_n_epochs < 0:
+            raise ConfigError(f"checkpoint.every_n_epochs must be >= 0, got {self.every_n_epochs}")
+        if self.min_interval_s < 0:
+            raise ConfigError(f"checkpoint.min_interval_s must be >= 0, got {self.min_interval_s}")
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -158,6 +170,8 @@ class RunConfig:
     progress: bool | None = None  # progress bar; null: only when attached to a terminal
     experiment: str = "runner"  # the MLflow experiment the run goes into
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    resume: str | None = None  # continue a run: its MLflow run id or its checkpoint.npz
 
     def __post_init__(self):
         _positive("batch", self.batch, "; use e.g. batch=32")

@@ -14,7 +14,7 @@ import numpy as np
 from runner.config import RunConfig, model_names_with_inputs
 from runner.datasets import load_dataset
 from runner.engine import MLP, SGD, default_loss_for
-from runner.engine.fit import FitResult, Schedule, evaluate, fit
+from runner.engine.fit import FitResult, Schedule, Trainer, evaluate  # noqa: F401 (re-exported)
 from runner.engine.losses import check_pairing, get_loss
 from runner.errors import ConfigError, DataError
 
@@ -124,13 +124,25 @@ def prepare(cfg: RunConfig):
     return dataset, net, optimizer, loss
 
 
-def run(cfg: RunConfig, output_dir, *, on_epoch=None, on_step=None, prepared=None):
-    """Train and test the model the config describes; write its weights to ``output_dir``."""
+def run(
+    cfg: RunConfig,
+    output_dir,
+    *,
+    on_epoch=None,
+    on_step=None,
+    on_snapshot=None,
+    prepared=None,
+    resume=None,
+):
+    """Train and test the model the config describes; write its weights to ``output_dir``.
+
+    resume : a TrainingState (from a checkpoint) to continue from instead of epoch 0.
+    on_snapshot(state) : after every epoch, the state a checkpoint would hold.
+    """
     dataset, net, optimizer, loss = prepared or prepare(cfg)
     _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    o = cfg.optimizer
-    started = time.perf_counter()
-    result = fit(
+    o, stopping = cfg.optimizer, cfg.early_stopping
+    trainer = Trainer(
         net,
         optimizer,
         loss,
@@ -140,13 +152,15 @@ def run(cfg: RunConfig, output_dir, *, on_epoch=None, on_step=None, prepared=Non
         schedule=Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
         rng=np.random.default_rng(shuffle_seed),
         shuffle=cfg.shuffle,
-        patience=cfg.early_stopping.patience,
-        min_delta=cfg.early_stopping.min_delta,
-        restore_best=cfg.early_stopping.restore_best,
+        patience=stopping.patience,
+        min_delta=stopping.min_delta,
+        restore_best=stopping.restore_best,
         divergence_factor=cfg.divergence_factor,
-        on_epoch=on_epoch,
-        on_step=on_step,
     )
+    if resume is not None:
+        trainer.restore(resume)
+    started = time.perf_counter()
+    result = trainer.run(on_epoch=on_epoch, on_step=on_step, on_snapshot=on_snapshot)
     train_seconds = time.perf_counter() - started
     scale = dataset.target_scale
     val_metrics = evaluate(net, dataset.val, loss, task=dataset.task, target_scale=scale)

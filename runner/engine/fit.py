@@ -7,6 +7,7 @@ go (console, MLflow): data flows one way, and the loop stays testable on its own
 import math
 from dataclasses import dataclass, field
 
+from runner.engine.checkpoint import TrainingState
 from runner.engine.metrics import accuracy, r2, rmse
 from runner.engine.optim import scheduled_lr
 from runner.engine.train import EpochLoop
@@ -86,77 +87,138 @@ class _DivergenceGuard:
             )
 
 
-def fit(
-    net,
-    optimizer,
-    loss,
-    data,
-    *,
-    epochs,
-    batch_size,
-    schedule,
-    rng,
-    shuffle=True,
-    patience=None,
-    min_delta=0.0,
-    restore_best=True,
-    divergence_factor=10.0,
-    on_epoch=None,
-    on_step=None,
-):
-    """Train ``net`` on ``data.train`` for up to ``epochs`` epochs.
+class Trainer:
+    """Epochs of minibatch SGD with evaluation, early stopping and a divergence guard.
+
+    After every completed epoch it keeps ``snapshot``, a TrainingState from which
+    ``restore`` continues bit for bit: same weights, momentum, batch order (the RNG state),
+    early-stopping and divergence-guard state. A run interrupted mid-epoch therefore
+    resumes from the last completed epoch and ends exactly as an uninterrupted one.
 
     data : a Dataset (``runner.datasets``): train/val splits, task, target_scale.
     schedule : Schedule giving each epoch's learning rate.
     patience : stop after this many epochs without a val_loss improvement of more than
-        ``min_delta``; None trains every epoch. ``restore_best`` then puts back the best
+        ``min_delta``; None trains every epoch. ``restore_best`` then ends with the best
         epoch's weights.
-    on_epoch(epoch, metrics) : called after every epoch (1-based) with train_loss, lr and the
-        validation metrics. on_step(epoch, step, loss) : after every update.
-    Raises DivergenceError as soon as a step's loss is non-finite or exceeds
-    ``divergence_factor`` × the first epoch's mean loss.
     """
-    loop = EpochLoop(
+
+    def __init__(
+        self,
         net,
         optimizer,
         loss,
-        data.train.X,
-        data.train.Y,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        rng=rng,
-    )
-    guard = _DivergenceGuard(divergence_factor)
-
-    def after_step(step, value):
-        guard(step, value)
-        if on_step is not None:
-            on_step(guard.epoch, step, value)
-
-    result = FitResult()
-    best_loss, best_params, waited = math.inf, None, 0
-    for epoch in range(1, epochs + 1):
-        guard.epoch, guard.lr = epoch, schedule.at(epoch - 1, epochs)
-        metrics = {"train_loss": loop.run(guard.lr, after_step)}
-        if epoch == 1:
-            guard.reference = metrics["train_loss"]
-        metrics.update(
-            evaluate(net, data.val, loop.loss, task=data.task, target_scale=data.target_scale)
+        data,
+        *,
+        epochs,
+        batch_size,
+        schedule,
+        rng,
+        shuffle=True,
+        patience=None,
+        min_delta=0.0,
+        restore_best=True,
+        divergence_factor=10.0,
+    ):
+        self.net, self.optimizer, self.data = net, optimizer, data
+        self.epochs, self.schedule, self.rng = epochs, schedule, rng
+        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        self.loop = EpochLoop(
+            net,
+            optimizer,
+            loss,
+            data.train.X,
+            data.train.Y,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            rng=rng,
         )
-        metrics["lr"] = guard.lr
-        result.history.append(metrics)
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-        val_loss = metrics.get("val_loss", metrics["train_loss"])
-        if val_loss < best_loss - min_delta:
-            best_loss, result.best_epoch, waited = val_loss, epoch, 0
-            if patience is not None and restore_best:
-                best_params = net.flat_params.copy()
+        self.guard = _DivergenceGuard(divergence_factor)
+        self.epoch = 0
+        self.history = []
+        self.best_loss, self.best_epoch, self.waited, self.best_params = math.inf, None, 0, None
+        self.stopped_early = False
+        self.snapshot = self.state()
+
+    def state(self):
+        """The trainer as it stands, copied: a TrainingState to checkpoint or restore."""
+        velocity = self.optimizer.velocity
+        return TrainingState(
+            epoch=self.epoch,
+            params=self.net.flat_params.copy(),
+            velocity=None if velocity is None else velocity.copy(),
+            rng_state=self.rng.bit_generator.state,
+            history=list(self.history),
+            best_loss=self.best_loss,
+            best_epoch=self.best_epoch,
+            waited=self.waited,
+            best_params=None if self.best_params is None else self.best_params.copy(),
+            guard_reference=self.guard.reference,
+            stopped_early=self.stopped_early,
+        )
+
+    def restore(self, state):
+        """Continue from a TrainingState taken by ``state`` (here or in an earlier process)."""
+        self.net.flat_params[...] = state.params
+        if self.optimizer.velocity is not None:
+            self.optimizer.velocity[...] = state.velocity
+        self.rng.bit_generator.state = state.rng_state
+        self.epoch, self.history = state.epoch, list(state.history)
+        self.best_loss, self.best_epoch = state.best_loss, state.best_epoch
+        self.waited, self.stopped_early = state.waited, state.stopped_early
+        self.best_params = None if state.best_params is None else state.best_params.copy()
+        self.guard.reference = state.guard_reference
+        self.snapshot = self.state()
+
+    def run(self, on_epoch=None, on_step=None, on_snapshot=None):
+        """Train the remaining epochs; return a FitResult over all of them.
+
+        on_epoch(epoch, metrics) : after every epoch (1-based) with train_loss, the
+            validation metrics and lr. on_step(epoch, step, loss) : after every update.
+        on_snapshot(state) : after every epoch, with the new ``snapshot`` (to checkpoint).
+        Raises DivergenceError as soon as a step's loss is non-finite or exceeds
+        ``divergence_factor`` × the first epoch's mean loss.
+        """
+        guard, data = self.guard, self.data
+
+        def after_step(step, value):
+            guard(step, value)
+            if on_step is not None:
+                on_step(guard.epoch, step, value)
+
+        while self.epoch < self.epochs and not self.stopped_early:
+            epoch = self.epoch + 1
+            guard.epoch, guard.lr = epoch, self.schedule.at(epoch - 1, self.epochs)
+            metrics = {"train_loss": self.loop.run(guard.lr, after_step)}
+            if epoch == 1:
+                guard.reference = metrics["train_loss"]
+            metrics.update(
+                evaluate(
+                    self.net,
+                    data.val,
+                    self.loop.loss,
+                    task=data.task,
+                    target_scale=data.target_scale,
+                )
+            )
+            metrics["lr"] = guard.lr
+            self._track_best(epoch, metrics.get("val_loss", metrics["train_loss"]))
+            self.history.append(metrics)
+            self.epoch = epoch
+            self.snapshot = self.state()
+            if on_snapshot is not None:
+                on_snapshot(self.snapshot)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+        if self.best_params is not None and self.best_epoch != self.epoch:
+            self.net.flat_params[...] = self.best_params
+        return FitResult(list(self.history), self.best_epoch, self.stopped_early)
+
+    def _track_best(self, epoch, val_loss):
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.waited = val_loss, epoch, 0
+            if self.patience is not None and self.restore_best:
+                self.best_params = self.net.flat_params.copy()
         else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                result.stopped_early = True
-                break
-    if best_params is not None and result.best_epoch != len(result.history):
-        net.flat_params[...] = best_params
-    return result
+            self.waited += 1
+            if self.patience is not None and self.waited >= self.patience:
+                self.stopped_early = True

@@ -116,10 +116,13 @@ class Tracker:
     def __init__(self, start):
         self._outbox = queue.Queue()
         self._metrics = []
+        self.uri = start["uri"]
+        self.run_id = start.get("resume_run_id")  # set when the worker reports the new run
+        self.failure = None  # the worker's error message, once it has failed
         self._replies = queue.Queue()
         self._ended = False
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner.tracking.worker"],
+            [sys.executable, "-m", "runner.tracking"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, **HTTP_ENVIRONMENT},
@@ -128,7 +131,8 @@ class Tracker:
             start_new_session=True,
         )
         self._last_send = time.monotonic()
-        threading.Thread(target=self._write, daemon=True).start()
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._writer.start()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._outbox.put(("start", start))
@@ -148,8 +152,8 @@ class Tracker:
         self.log_metrics(epoch, metrics)
         if time.monotonic() - self._last_send >= SEND_INTERVAL_S:
             self.flush()
-        if not self._replies.empty() and self._replies.queue[0][0] == "error":
-            raise TrackingError(self._replies.queue[0][1])
+        if self.failure:
+            raise TrackingError(self.failure)
 
     def flush(self):
         self._last_send = time.monotonic()
@@ -177,6 +181,7 @@ class Tracker:
     def _close(self):
         self._ended = True
         self._outbox.put(None)
+        self._drain_outbox()
         self.process.wait()
         self._reader.join()
         reply = None
@@ -191,6 +196,22 @@ class Tracker:
                 f"without logging the run; see the messages above"
             )
         return reply
+
+    def _drain_outbox(self):
+        """Wait until every message is written whole, holding back an interrupt meanwhile.
+
+        A message cut off by an exiting process would cost the run its results; writing the
+        rest takes milliseconds. After that the worker, in its own session, finishes the run
+        even if this process is interrupted while waiting for it.
+        """
+        interrupted = None
+        while self._writer.is_alive():
+            try:
+                self._writer.join()
+            except BaseException as err:  # Ctrl-C or SIGTERM: raise it once the pipe is done
+                interrupted = err
+        if interrupted is not None:
+            raise interrupted
 
     def _write(self):
         pipe = self.process.stdin
@@ -209,7 +230,12 @@ class Tracker:
     def _read(self):
         try:
             while True:
-                self._replies.put(pickle.load(self.process.stdout))
+                kind, payload = reply = pickle.load(self.process.stdout)
+                if kind == "started":
+                    self.run_id = payload["run_id"]
+                elif kind == "error":
+                    self.failure = payload
+                self._replies.put(reply)
         except (EOFError, OSError, pickle.UnpicklingError):
             pass
 

@@ -1,6 +1,7 @@
 """The tracking worker: a process of its own that does every MLflow call of one run.
 
-``python -m runner.tracking.worker`` reads pickled messages on stdin, in order:
+``python -m runner.tracking`` (which lowers its priority first) reads pickled messages on
+stdin, in order:
 ``("start", {...})`` once, then any number of ``("metrics", [(key, value, step, ms), ...])``,
 then ``("finish", {...})`` or ``("end", {"status": "FAILED" | "KILLED", "reason": ...})``. It
 answers on stdout with ``("started" | "finished" | "ended", info)`` or ``("error", message)``.
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -39,17 +41,28 @@ class RunSession:
         self.start = start
         mlflow.set_tracking_uri(start["uri"])
         self.client = MlflowClient(start["uri"])
-        experiment_id = ensure_experiment(self.client, start["experiment"], start["artifact_root"])
-        tags = {**start["tags"], **source_tags(), **version_tags()}
-        run = self.client.create_run(experiment_id, run_name=start["run_name"], tags=tags)
-        self.run_id = run.info.run_id
+        self.history = {}
+        self.dataset = load_dataset(**start["dataset"])
+        if start.get("resume_run_id"):
+            self._resume_run(start["resume_run_id"], start["history"])
+        else:
+            self._create_run()
+            self.log_metrics(_history_metrics(start.get("history", []), after=0))
         self.info = {
             "run_id": self.run_id,
-            "experiment_id": experiment_id,
+            "experiment_id": self.experiment_id,
             "uri": start["uri"],
-            "run_name": start["run_name"],
+            "run_name": self.run_name,
         }
-        self.history = {}
+
+    def _create_run(self):
+        start = self.start
+        self.experiment_id = ensure_experiment(
+            self.client, start["experiment"], start["artifact_root"]
+        )
+        tags = {**start["tags"], **source_tags(), **version_tags()}
+        run = self.client.create_run(self.experiment_id, run_name=start["run_name"], tags=tags)
+        self.run_id, self.run_name = run.info.run_id, start["run_name"]
         params = [Param(key, str(value)) for key, value in start["params"].items()]
         for i in range(0, len(params), BATCH_PARAMS):
             self.client.log_batch(self.run_id, params=params[i : i + BATCH_PARAMS])
@@ -62,8 +75,24 @@ class RunSession:
         )
         mlflow.log_text(start["config_yaml"], "config.yaml")
         mlflow.log_text("".join(f"- {o}\n" for o in start["overrides"]) or "[]\n", "overrides.yaml")
-        self.dataset = load_dataset(**start["dataset"])
         self._log_inputs()
+
+    def _resume_run(self, run_id, history):
+        """Continue a KILLED or FAILED run: RUNNING again, and the epochs it never logged."""
+        run = self.client.get_run(run_id)
+        self.run_id, self.run_name = run_id, run.info.run_name
+        self.experiment_id = run.info.experiment_id
+        mlflow.start_run(run_id=run_id)
+        if "failure_reason" in run.data.tags:
+            self.client.delete_tag(run_id, "failure_reason")
+        logged = self.client.get_metric_history(run_id, "train_loss")
+        last = max((metric.step for metric in logged), default=0)
+        # Every epoch so far, for the loss curve; only those after ``last`` are logged again.
+        self.history = {
+            key: {epoch: m[key] for epoch, m in enumerate(history, start=1) if key in m}
+            for key in (history[0] if history else {})
+        }
+        self.log_metrics(_history_metrics(history, after=last))
 
     def _log_inputs(self):
         for split, context in (("train", "training"), ("val", "validation"), ("test", "test")):
@@ -111,6 +140,17 @@ class RunSession:
         if reason:
             self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
         mlflow.end_run(status)
+
+
+def _history_metrics(history, after):
+    """Metric rows for the epochs of ``history`` (1-based) after epoch ``after``."""
+    timestamp = int(time.time() * 1000)
+    return [
+        (key, float(value), epoch, timestamp)
+        for epoch, metrics in enumerate(history, start=1)
+        if epoch > after
+        for key, value in metrics.items()
+    ]
 
 
 def source_tags():
@@ -186,10 +226,11 @@ def one_line(err):
 
 
 def read_messages(stream):
+    """Messages until the training process closes the pipe (or dies mid-message)."""
     while True:
         try:
             yield pickle.load(stream)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):
             return
 
 
@@ -201,11 +242,10 @@ def main():
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     def reply(message):
-        pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+        try:
+            pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
+            replies.flush()
+        except OSError:  # the training process is gone; the run is ended all the same
+            pass
 
     return serve(read_messages(sys.stdin.buffer), reply)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Training state in and out: everything needed to continue a run bit for bit.
+
+A checkpoint is one ``.npz`` holding arrays (parameters, momentum, best-so-far weights, the
+metric history as a float table) and a JSON document (epoch, RNG state, early-stopping and
+divergence-guard state, plus whatever the caller adds, such as the config). It is written to a
+temporary file and renamed over the old one, so a crash mid-write leaves the previous
+checkpoint intact, and read with ``allow_pickle=False``.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runner.errors import WeightsError
+
+FORMAT = 1
+
+
+@dataclass
+class TrainingState:
+    """The trainer after ``epoch`` completed epochs."""
+
+    epoch: int
+    params: np.ndarray  # the net's flat parameter vector
+    velocity: np.ndarray | None  # the optimizer's momentum buffer
+    rng_state: dict  # the batch-order Generator's bit_generator.state
+    history: list = field(default_factory=list)  # one dict of metrics per epoch
+    best_loss: float = float("inf")
+    best_epoch: int | None = None
+    waited: int = 0  # epochs since the best, for early stopping
+    best_params: np.ndarray | None = None
+    guard_reference: float | None = None  # the divergence guard's first-epoch loss
+    stopped_early: bool = False
+
+
+def save_checkpoint(path, state, extra):
+    """Write ``state`` and the JSON-ready dict ``extra`` atomically to ``path``."""
+    path = Path(path)
+    keys = list(state.history[0]) if state.history else []
+    arrays = {
+        "params": state.params,
+        "history": np.array([[h[k] for k in keys] for h in state.history], dtype=np.float64),
+    }
+    if state.velocity is not None:
+        arrays["velocity"] = state.velocity
+    if state.best_params is not None:
+        arrays["best_params"] = state.best_params
+    info = {
+        "format": FORMAT,
+        "epoch": state.epoch,
+        "rng_state": state.rng_state,
+        "history_keys": keys,
+        "best_loss": state.best_loss,
+        "best_epoch": state.best_epoch,
+        "waited": state.waited,
+        "guard_reference": state.guard_reference,
+        "stopped_early": state.stopped_early,
+        "extra": extra,
+    }
+    arrays["info"] = np.array(json.dumps(info))
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as f:
+        np.savez(f, **arrays)
+    os.replace(temporary, path)
+    return path
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: (TrainingState, extra). Errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {path} does not exist; check resume=...")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        info = json.loads(str(arrays.pop("info")))
+    except (ValueError, KeyError, OSError, EOFError) as err:
+        raise WeightsError(f"{path} is not a runner checkpoint ({err})") from None
+    if info.get("format") != FORMAT:
+        raise WeightsError(f"{path} has checkpoint format {info.get('format')}, not {FORMAT}")
+    keys = info["history_keys"]
+    history = [dict(zip(keys, map(float, row), strict=True)) for row in arrays["history"]]
+    state = TrainingState(
+        epoch=info["epoch"],
+        params=arrays["params"],
+        velocity=arrays.get("velocity"),
+        rng_state=info["rng_state"],
+        history=history,
+        best_loss=info["best_loss"],
+        best_epoch=info["best_epoch"],
+        waited=info["waited"],
+        best_params=arrays.get("best_params"),
+        guard_reference=info["guard_reference"],
+        stopped_early=info["stopped_early"],
+    )
+    return state, info["extra"]
