@@ -21,6 +21,7 @@ from runner.checkpointing import Checkpointer, find_checkpoint
 from runner.config import RunConfig, register_configs, to_run_config
 from runner.engine.checkpoint import load_checkpoint
 from runner.errors import ConfigError, RunnerError
+from runner.overrides import check_overrides
 from runner.progress import Progress, format_metrics
 from runner.tracking.client import (
     Tracker,
@@ -75,7 +76,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     if run_cfg.resume:
         run_cfg, config, output_dir, overrides, resume = load_resume(run_cfg, overrides)
     elif run_cfg.tracking.enabled:
-        check_reachable(resolve_uri(run_cfg.tracking.uri))
+        parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
+        check_reachable(parent["uri"] if parent else resolve_uri(run_cfg.tracking.uri))
     dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
     log.info(net.summary(run_cfg.model.name))
     log.info(
@@ -101,6 +103,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
         message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
         message["tags"]["runner.checkpoint"] = str(checkpointer.path)
+        message["output_dir"] = str(output_dir.resolve())
         if resume:
             message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
             message["uri"] = resume["uri"] or message["uri"]
@@ -122,7 +125,9 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         killed = isinstance(err, KeyboardInterrupt | Terminated)
         if tracker is not None:
             reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
-            tracker.end("KILLED" if killed else "FAILED", reason)
+            info = tracker.end("KILLED" if killed else "FAILED", reason)
+            if info and "path" in info:
+                report_tracked(info)
         if killed:
             report_interrupt(err, checkpointer, tracker)
         raise
@@ -141,8 +146,20 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         except (KeyboardInterrupt, Terminated):
             log.error("interrupted while logging: the tracking worker finishes the run by itself")
             raise
-        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+        report_tracked(info)
     return outcome.objective
+
+
+def report_tracked(info):
+    """Where the run went, or, after an outage, where its unsent part waits for upload."""
+    if "path" not in info:
+        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+        return
+    log.warning(
+        f"MLflow at {info['uri']} did not come back ({info['reason']}); what it lacks of run "
+        f"{info['run_name']} is saved in {info['path']}"
+    )
+    log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
 
 
 def load_resume(run_cfg, overrides):
@@ -204,7 +221,12 @@ def _step_callback(progress, tracker, every_n, steps_per_epoch):
 
 
 def cli():
-    """Run Hydra; if a sweep crashed or was interrupted, end its parent run accordingly."""
+    """Refuse overrides that could run code, run Hydra, and end a crashed sweep's parent run."""
+    try:
+        check_overrides(sys.argv[1:])
+    except ConfigError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(1)
     try:
         main()
     except KeyboardInterrupt:

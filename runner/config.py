@@ -132,8 +132,11 @@ class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/outputs/mlflow.db
     log_every_n_steps: int = 0  # also log the training loss every n steps; 0: per epoch only
     log_model: bool = True  # log an MLflow pyfunc model (takes a few seconds at the end)
+    outage_wait_s: float = 120.0  # how long the end of a run waits for a store that went away
 
     def __post_init__(self):
+        if self.outage_wait_s < 0:
+            raise ConfigError(f"tracking.outage_wait_s must be >= 0, got {self.outage_wait_s}")
         if self.log_every_n_steps < 0:
             raise ConfigError(
                 f"tracking.log_every_n_steps must be >= 0, got {self.log_every_n_steps}"

@@ -1,8 +1,12 @@
 """Helpers shared by the tests: composing configs in-process and running the CLI."""
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -32,3 +36,64 @@ def run_cli(*args, cwd, timeout=120, env=None):
         timeout=timeout,
         env=environment,
     )
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 over one SQLite file, which can stop and restart."""
+
+    def __init__(self, workdir, store):
+        import socket
+
+        self.db, self.artifacts = workdir / "server.db", workdir / "server-artifacts"
+        shutil.copy(store, self.db)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout=120):
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.db}",
+                "--artifacts-destination",
+                str(self.artifacts),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=2).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"mlflow server did not start within {timeout} s") from None
+                time.sleep(0.5)
+
+    def stop(self):
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process = None

@@ -3,13 +3,11 @@
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -19,7 +17,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import run_cli
+from tests.helpers import MlflowServer, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -180,47 +178,9 @@ def free_port():
 @pytest.fixture
 def mlflow_server(tmp_path, migrated_store):
     """A real `mlflow server` on 127.0.0.1 with a temporary backend, stopped after the test."""
-    shutil.copy(migrated_store, tmp_path / "server.db")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                os.killpg(process.pid, signal.SIGKILL)
-                pytest.fail("mlflow server did not start within 90 s")
-            time.sleep(0.5)
-    yield uri
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    server = MlflowServer(tmp_path, migrated_store).start()
+    yield server.uri
+    server.stop()
 
 
 def test_round_trip_through_a_real_mlflow_server(tmp_path, mlflow_server, fluent_uri):

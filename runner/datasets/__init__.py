@@ -159,7 +159,7 @@ def load_dataset(
     feature_mean, feature_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:
         feature_mean, feature_scale = fit_scaler(X[rows[0]])
-        X = (X - feature_mean) / feature_scale
+        X = _standardized(X, feature_mean, feature_scale, table.feature_names, name)
     if is_classifier:
         Y = encode_classes(table.target, len(table.class_names), n_outputs, dtype)
         target_mean = target_scale = None
@@ -168,7 +168,7 @@ def load_dataset(
         target_mean, target_scale = np.zeros(1), np.ones(1)
         if standardize:
             target_mean, target_scale = fit_scaler(Y[rows[0]])
-            Y = (Y - target_mean) / target_scale
+            Y = _standardized(Y, target_mean, target_scale, ["target"], name)
     train, val, test = (
         Split(
             X=np.ascontiguousarray(X[r], dtype=dtype),
@@ -190,6 +190,21 @@ def load_dataset(
         feature_mean=feature_mean,
         feature_scale=feature_scale,
     )
+
+
+def _standardized(A, mean, scale, columns, dataset_name):
+    """(A - mean) / scale, refusing a column whose values lie too far apart for float64."""
+    with np.errstate(over="ignore"):
+        result = (A - mean) / scale
+    bad = ~np.isfinite(result).all(axis=0)
+    if bad.any():
+        column = columns[int(np.argmax(bad))]
+        raise DataError(
+            f"column {column!r} of dataset '{dataset_name}' spans values too far apart to "
+            f"standardise in float64 (from {A[:, bad].min():g} to {A[:, bad].max():g}); "
+            f"rescale it, or set dataset.standardize=false"
+        )
+    return result
 
 
 def _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task):

@@ -39,9 +39,14 @@ def fit_scaler(A):
     A constant column gets its value as mean and scale 1, so it maps to exactly 0; testing
     constancy exactly avoids dividing by the rounding noise A.std() leaves for such a column.
     """
-    mean = A.mean(axis=0)
-    scale = A.std(axis=0)
-    constant = (A == A[:1]).all(axis=0)
+    # Computed on each column divided by its largest magnitude, so that values near the ends
+    # of float64 (1e308 squares to inf; 1e-300 squares to 0) neither overflow nor underflow.
+    magnitude = np.abs(A).max(axis=0)
+    magnitude[magnitude == 0] = 1.0
+    unit = A / magnitude
+    mean = unit.mean(axis=0) * magnitude
+    scale = unit.std(axis=0) * magnitude
+    constant = (A == A[:1]).all(axis=0) | (scale == 0)
     mean[constant] = A[0, constant]
     scale[constant] = 1.0
     return mean, scale

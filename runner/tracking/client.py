@@ -27,11 +27,14 @@ from runner.errors import TrackingError
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
 REACHABILITY_TIMEOUT_S = 5.0
 SEND_INTERVAL_S = 0.5
-# Bounded retries for the worker's HTTP calls: MLflow's defaults retry for minutes.
+# The worker's environment. Bounded retries for its HTTP calls: MLflow's defaults retry for
+# minutes, and the worker waits out outages itself.
 HTTP_ENVIRONMENT = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    # The run's own line names it; MLflow's "View run at" lines would repeat it.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 # Keys always in a run's name, in this order; other overrides follow as key=value.
 NAME_KEYS = ("batch", "lr", "seed")
@@ -282,6 +285,7 @@ def start_message(run_cfg, config, overrides, net, dataset, loss, sweep=None):
         "layers": net.summary_rows(),
         "model": {"activations": list(net.activations)},
         "log_model": run_cfg.tracking.log_model,
+        "outage_wait_s": run_cfg.tracking.outage_wait_s,
         "dataset": {
             "name": d.name,
             "seed": run_cfg.seed,

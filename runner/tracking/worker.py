@@ -1,15 +1,23 @@
 """The tracking worker: a process of its own that does every MLflow call of one run.
 
 ``python -m runner.tracking`` (which lowers its priority first) reads pickled messages on
-stdin, in order:
-``("start", {...})`` once, then any number of ``("metrics", [(key, value, step, ms), ...])``,
-then ``("finish", {...})`` or ``("end", {"status": "FAILED" | "KILLED", "reason": ...})``. It
-answers on stdout with ``("started" | "finished" | "ended", info)`` or ``("error", message)``.
+stdin, in order: ``("start", {...})`` once, then any number of
+``("metrics", [(key, value, step, ms), ...])``, then ``("finish", {...})`` or
+``("end", {"status": "FAILED" | "KILLED", "reason": ...})``. It answers on stdout with
+``("started" | "finished" | "ended", info)``, ``("unsent", info)`` or ``("error", message)``.
+
 End-of-file before finish or end means the training process died: the run is ended FAILED,
 never left RUNNING. SIGINT is ignored; the training process decides how the run ends.
+
+A store that stops answering (a server restarting, a locked SQLite file) does not stop
+training: metrics are kept and sent when it answers again. The end of the run waits for it up
+to ``tracking.outage_wait_s``; if it is still away, everything it lacks is saved to
+``mlflow_unsent.json`` in the run's folder, which ``python -m runner.tracking.upload`` sends
+later. No metric is dropped.
 """
 
 import importlib.metadata
+import json
 import logging
 import os
 import pickle
@@ -24,6 +32,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
@@ -32,42 +41,73 @@ from runner.tracking.store import ensure_experiment
 
 BATCH_METRICS, BATCH_PARAMS = 1000, 100  # MLflow's limits for one log_batch call
 LIBRARIES = ("numpy", "pandas", "hydra-core", "omegaconf", "mlflow")
+OUTAGE_WAIT_S = 120.0  # how long the end of a run waits for a store that stopped answering
+RETRY_INTERVAL_S = 3.0  # between attempts while it does not answer
+UNSENT_FILE = "mlflow_unsent.json"
+TRANSIENT_MARKERS = ("API request to", "database is locked", "Connection refused", "timed out")
+
+
+class Unsent(Exception):
+    """The store did not come back within the wait; what it lacks is saved to a file."""
 
 
 class RunSession:
-    """One MLflow run, created from the ``start`` message."""
+    """One MLflow run, created (or resumed) from the ``start`` message."""
 
     def __init__(self, start):
         self.start = start
+        self.wait_s = start.get("outage_wait_s", OUTAGE_WAIT_S)
         mlflow.set_tracking_uri(start["uri"])
         self.client = MlflowClient(start["uri"])
-        self.history = {}
+        self.history = {}  # {metric: {step: value}}, for the loss curve
+        self.pending = []  # metric rows the store has not received yet
+        self.run_id = self.experiment_id = None
+        self.run_name = start["run_name"]
+        self._retry_at = 0.0
+        self._outage_reported = False
+        self.opened = False
         self.dataset = load_dataset(**start["dataset"])
+
+    def open(self):
+        """Create the run (or resume it), waiting through an outage like every other call.
+
+        If the store stays away, metrics are still kept, and the end of the run tries again.
+        """
+        start = self.start
         if start.get("resume_run_id"):
-            self._resume_run(start["resume_run_id"], start["history"])
+            self._retrying(lambda: self._resume_run(start["resume_run_id"], start["history"]))
         else:
-            self._create_run()
+            self._retrying(self._create_run)
             self.log_metrics(_history_metrics(start.get("history", []), after=0))
-        self.info = {
+        self.opened = True
+
+    def _ensure_open(self):
+        if not self.opened:
+            self.open()
+
+    @property
+    def info(self):
+        return {
             "run_id": self.run_id,
             "experiment_id": self.experiment_id,
-            "uri": start["uri"],
+            "uri": self.start["uri"],
             "run_name": self.run_name,
         }
 
     def _create_run(self):
+        """Create the run once; the rest may repeat after an outage (same values again)."""
         start = self.start
-        self.experiment_id = ensure_experiment(
-            self.client, start["experiment"], start["artifact_root"]
-        )
-        tags = {**start["tags"], **source_tags(), **version_tags()}
-        run = self.client.create_run(self.experiment_id, run_name=start["run_name"], tags=tags)
-        self.run_id, self.run_name = run.info.run_id, start["run_name"]
+        if self.run_id is None:
+            self.experiment_id = ensure_experiment(
+                self.client, start["experiment"], start["artifact_root"]
+            )
+            tags = {**start["tags"], **source_tags(), **version_tags()}
+            run = self.client.create_run(self.experiment_id, run_name=start["run_name"], tags=tags)
+            self.run_id = run.info.run_id
         params = [Param(key, str(value)) for key, value in start["params"].items()]
         for i in range(0, len(params), BATCH_PARAMS):
             self.client.log_batch(self.run_id, params=params[i : i + BATCH_PARAMS])
-        # Fluent calls (log_table, log_input, log_model) need this run active in this thread.
-        mlflow.start_run(run_id=self.run_id)
+        self._activate()
         mlflow.log_text(start["summary"], "model_summary.txt")
         mlflow.log_table(
             {key: [row[key] for row in start["layers"]] for key in start["layers"][0]},
@@ -82,7 +122,7 @@ class RunSession:
         run = self.client.get_run(run_id)
         self.run_id, self.run_name = run_id, run.info.run_name
         self.experiment_id = run.info.experiment_id
-        mlflow.start_run(run_id=run_id)
+        self._activate()
         if "failure_reason" in run.data.tags:
             self.client.delete_tag(run_id, "failure_reason")
         logged = self.client.get_metric_history(run_id, "train_loss")
@@ -93,6 +133,11 @@ class RunSession:
             for key in (history[0] if history else {})
         }
         self.log_metrics(_history_metrics(history, after=last))
+
+    def _activate(self):
+        """Make the run active in this thread, for the fluent calls (log_table, log_model)."""
+        if mlflow.active_run() is None:
+            mlflow.start_run(run_id=self.run_id)
 
     def _log_inputs(self):
         for split, context in (("train", "training"), ("val", "validation"), ("test", "test")):
@@ -105,13 +150,63 @@ class RunSession:
                 mlflow.log_input(source, context=context)
 
     def log_metrics(self, batch):
+        """Keep the rows and send what is pending, unless the store failed moments ago."""
         for key, value, step, _ in batch:
             self.history.setdefault(key, {})[step] = value
-        metrics = [Metric(key, value, timestamp, step) for key, value, step, timestamp in batch]
-        for i in range(0, len(metrics), BATCH_METRICS):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + BATCH_METRICS])
+        self.pending.extend(batch)
+        if self.run_id is None or time.monotonic() < self._retry_at:
+            return
+        try:
+            self._send_pending()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            self._report_outage(err)
+            self._retry_at = time.monotonic() + RETRY_INTERVAL_S
+
+    def _send_pending(self):
+        while self.pending:
+            rows = self.pending[:BATCH_METRICS]
+            metrics = [Metric(key, value, timestamp, step) for key, value, step, timestamp in rows]
+            self.client.log_batch(self.run_id, metrics=metrics)
+            del self.pending[: len(rows)]
+        if self._outage_reported:
+            self._outage_reported = False
+            print(f"MLflow at {self.start['uri']} is back; kept metrics sent", file=sys.stderr)
+
+    def _retrying(self, action):
+        """Run ``action``, retrying through a store outage for up to ``wait_s`` seconds.
+
+        Raises Unsent when the store has not come back by then; any other error at once.
+        """
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                return action()
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                self._report_outage(err)
+                if time.monotonic() + RETRY_INTERVAL_S > deadline:
+                    raise Unsent(outage_cause(err)) from None
+                time.sleep(RETRY_INTERVAL_S)
+
+    def _report_outage(self, err):
+        if not self._outage_reported:
+            self._outage_reported = True
+            print(
+                f"MLflow at {self.start['uri']} is not answering ({outage_cause(err)}); training "
+                f"goes on, metrics are kept and sent when it is back",
+                file=sys.stderr,
+            )
 
     def finish(self, result):
+        self.log_metrics(result["metrics"])
+        self._ensure_open()
+        self._retrying(self._send_pending)
+        self._retrying(lambda: self._log_results(result))
+
+    def _log_results(self, result):
         # matplotlib costs a second to import; only the end of a run needs it.
         from runner.tracking.artifacts import (
             confusion_counts,
@@ -120,7 +215,6 @@ class RunSession:
             loss_curve,
         )
 
-        self.log_metrics(result["metrics"])
         weights = Path(result["weights_path"])
         mlflow.log_artifact(str(weights))
         mlflow.log_figure(loss_curve(self.history), "loss_curve.png")
@@ -137,9 +231,52 @@ class RunSession:
         mlflow.end_run("FINISHED")
 
     def end(self, status, reason):
-        if reason:
-            self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
-        mlflow.end_run(status)
+        self._ensure_open()
+        self._retrying(self._send_pending)
+
+        def terminate():
+            if reason:
+                self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
+            mlflow.end_run(status)
+
+        self._retrying(terminate)
+
+    def save_unsent(self, last_message):
+        """Keep what the store never received in the run's folder, for ``upload`` later."""
+        path = Path(self.start["output_dir"]) / UNSENT_FILE
+        history = [
+            [key, value, step]
+            for key, steps in self.history.items()
+            for step, value in steps.items()
+        ]
+        contents = {
+            "start": self.start,
+            "run_id": self.run_id,
+            "pending": self.pending,
+            "history": history,
+            "last": last_message,
+        }
+        path.write_text(json.dumps(contents))
+        return path
+
+
+def outage_cause(err):
+    """A few words for a person: MLflow's own message repeats the whole request."""
+    text = str(err)
+    for marker in ("Connection refused", "timed out", "database is locked"):
+        if marker in text:
+            return marker.lower()
+    status = err.get_http_status_code() if isinstance(err, MlflowException) else None
+    return f"HTTP {status}" if status else one_line(err)[:200]
+
+
+def is_transient(err):
+    """An outage to wait out: no connection, a timeout, a 5xx answer, a locked SQLite file."""
+    if isinstance(err, MlflowException):
+        status = err.get_http_status_code()
+        if status is not None and status >= 500 and "API request to" in str(err):
+            return True
+    return any(marker in str(err) for marker in TRANSIENT_MARKERS)
 
 
 def _history_metrics(history, after):
@@ -188,10 +325,15 @@ def version_tags():
 def serve(messages, reply):
     """Handle messages until finish, end or end-of-file; reply with the outcome."""
     session = None
+    kind = None
     try:
         for kind, payload in messages:
             if kind == "start":
                 session = RunSession(payload)
+                try:
+                    session.open()
+                except Unsent:
+                    pass  # keep the metrics coming; finish or end tries again
                 reply(("started", session.info))
             elif kind == "metrics":
                 session.log_metrics(payload)
@@ -204,11 +346,19 @@ def serve(messages, reply):
                 reply(("ended", session.info))
                 return 0
         if session is not None:
-            session.end("FAILED", "the training process ended without finishing the run")
+            kind, payload = (
+                "end",
+                {"status": "FAILED", "reason": "the training process ended without finishing"},
+            )
+            session.end(payload["status"], payload["reason"])
         return 1
-    except Exception as err:  # any store or server failure: report it, end the run
-        reply(("error", f"MLflow tracking at {_uri(session, err)} failed: {one_line(err)}"))
-        if session is not None:
+    except Unsent as outage:
+        path = session.save_unsent([kind, payload])
+        reply(("unsent", {**session.info, "path": str(path), "reason": str(outage)}))
+        return 0
+    except Exception as err:  # a store or server failure that is not an outage
+        reply(("error", f"MLflow tracking at {_uri(session)} failed: {one_line(err)}"))
+        if session is not None and session.run_id is not None:
             try:
                 session.end("FAILED", f"tracking failed: {one_line(err)}")
             except Exception:
@@ -216,7 +366,7 @@ def serve(messages, reply):
         return 1
 
 
-def _uri(session, err):
+def _uri(session):
     return session.start["uri"] if session is not None else mlflow.get_tracking_uri()
 
 
