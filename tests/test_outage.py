@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from tests.helpers import MlflowServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 EPOCHS = 150
 RUN = (

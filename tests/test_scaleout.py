@@ -271,16 +271,9 @@ def ray_head():
 def test_sweep_on_a_ray_head_into_the_team_server(tmp_path, ray_head, team_server):
     result = run_cli(
         "-m",
-        "hydra/launcher=ray",
+        # The preset joins a running cluster and hands jobs the sweep's parent run.
+        "hydra/launcher=ray_cluster",
         f"hydra.launcher.ray.init.address={ray_head['address']}",
-        # The launcher always sets object_store_memory, which ray.init refuses when joining
-        # an existing cluster.
-        "+hydra.launcher.ray.init.object_store_memory=null",
-        # Jobs run in the head's workers, which do not inherit the launching process's
-        # environment: forward the sweep's parent run (set by the sweep callback before
-        # the launcher resolves this) so the jobs become its children.
-        "+hydra.launcher.ray.init.runtime_env.env_vars.RUNNER_SWEEP_PARENT="
-        "${oc.env:RUNNER_SWEEP_PARENT,''}",
         "batch=16,32",
         *FAST,
         "experiment=team-ray",

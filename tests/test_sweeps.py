@@ -64,6 +64,7 @@ def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
     assert list(ranked["val_loss"]) == sorted(ranked["val_loss"])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_sixteen_parallel_jobs_on_a_fresh_store_lose_nothing(tmp_path, attempt):
     # A fresh, empty default store and a new experiment, as the issue demands: no copy.
@@ -108,6 +109,7 @@ def test_a_diverging_job_fails_alone(project_dir):
     assert "FAILED" in last and "train loss became" in last
 
 
+@pytest.mark.heavy
 def test_optuna_sweep_runs_its_trials_as_children(project_dir):
     result = run_cli(
         "-m",

@@ -213,3 +213,30 @@ def test_an_unreachable_server_fails_fast_before_training(tmp_path):
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert f"{uri} is not reachable" in output and "epoch" not in output
+
+
+def test_a_hard_killed_run_ends_failed_not_running(project_dir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "epochs=1000000", "tracking.log_model=false"],
+        cwd=project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if re.match(r"epoch +2000/", line) or time.monotonic() > deadline:
+            break
+    process.kill()  # SIGKILL: no handler runs; the worker reads end-of-file on its pipe
+    process.wait(timeout=30)
+    client = store_client(project_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        experiment = client.get_experiment_by_name("runner")
+        runs = experiment and client.search_runs([experiment.experiment_id])
+        if runs and runs[0].info.status != "RUNNING":
+            break
+        time.sleep(0.5)
+    (run,) = runs
+    assert run.info.status == "FAILED"
+    assert "ended without finishing" in run.data.tags["failure_reason"]
