@@ -283,4 +283,4 @@ def test_sweep_on_a_ray_head_into_the_team_server(tmp_path, ray_head, team_serve
         env=ray_head["env"],
     )
     assert result.returncode == 0, result.stderr
-    assert_two_finished_children(team_server, "team-ray", "ray")
+    assert_two_finished_children(team_server, "team-ray", "ray_cluster")
