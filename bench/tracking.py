@@ -46,6 +46,7 @@ class Case:
     overrides: tuple  # Hydra overrides for both runs
     about: str  # one line on why the case is here
     first_epoch_target: bool = False  # whether the < MAX_FIRST_EPOCH_S target applies
+    ratio_target: bool = True  # False: the ratio is reported for information only
 
 
 CASES = (
@@ -75,6 +76,20 @@ CASES = (
             "tracking.log_every_n_steps=1",
         ),
         "digits logging every step: 34 steps/epoch, ~3400 values",
+    ),
+    Case(
+        "digits-live",
+        (
+            "model=mlp_64_128_64_10",
+            "dataset=digits",
+            "epochs=100",
+            "batch=32",
+            "tracking.log_every_n_steps=1",
+            "tracking.live_after_s=0",
+        ),
+        "as digits-steps, but the worker starts with training (live logging from epoch 1): "
+        "what tracking.live_after_s spares a short run",
+        ratio_target=False,
     ),
 )
 
@@ -200,10 +215,15 @@ def evaluate_targets(results):
     """PASS/MISS for every case's training ratio and the tracked default's first epoch."""
     verdicts = []
     for case, result in zip(CASES, results, strict=True):
+        if not case.ratio_target:
+            print(
+                f"  {case.name:<13} {'train time tracked ÷ untracked (information)':<40} "
+                f"{result['train_ratio']:>8.3f}×"
+            )
         checks = [
             (f"train time tracked ÷ untracked ≤ {MAX_TRAIN_RATIO}", result["train_ratio"],
              MAX_TRAIN_RATIO, f"{result['train_ratio']:.3f}×"),
-        ]  # fmt: skip
+        ] if case.ratio_target else []  # fmt: skip
         if case.first_epoch_target:
             first = result["tracked"]["first_epoch"]["median"]
             checks.append(

@@ -107,7 +107,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         if resume:
             message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
             message["uri"] = resume["uri"] or message["uri"]
-        tracker = Tracker(message)
+        tracker = Tracker(message, run_cfg.tracking.live_after_s)
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:

@@ -133,8 +133,11 @@ class TrackingConfig:
     log_every_n_steps: int = 0  # also log the training loss every n steps; 0: per epoch only
     log_model: bool = True  # log an MLflow pyfunc model (takes a few seconds at the end)
     outage_wait_s: float = 120.0  # how long the end of a run waits for a store that went away
+    live_after_s: float = 10.0  # log live once training has run this long; shorter: at the end
 
     def __post_init__(self):
+        if self.live_after_s < 0:
+            raise ConfigError(f"tracking.live_after_s must be >= 0, got {self.live_after_s}")
         if self.outage_wait_s < 0:
             raise ConfigError(f"tracking.outage_wait_s must be >= 0, got {self.outage_wait_s}")
         if self.log_every_n_steps < 0:

@@ -216,8 +216,16 @@ def test_an_unreachable_server_fails_fast_before_training(tmp_path):
 
 
 def test_a_hard_killed_run_ends_failed_not_running(project_dir):
+    # Live from the start: a run killed before its worker starts leaves no MLflow run at all.
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "epochs=1000000", "tracking.log_model=false"],
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "epochs=1000000",
+            "tracking.log_model=false",
+            "tracking.live_after_s=0",
+        ],
         cwd=project_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

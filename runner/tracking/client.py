@@ -114,16 +114,32 @@ class Tracker:
     """Streams one run to the tracking worker and waits for it at the end.
 
     start : the run's description, sent once (see ``runner.tracking.worker``).
+    live_after_s : the worker starts once training has run this long, or when the run ends,
+        whichever comes first. Its start-up (``import mlflow``, the store) costs seconds of
+        CPU; on 2 cores that stalls a training whose BLAS runs 2 threads, however low the
+        worker's priority. A short run is therefore logged whole at its end, and a long one
+        live, the start-up then a small share of its time. 0 starts the worker at once.
     """
 
-    def __init__(self, start):
+    def __init__(self, start, live_after_s=0.0):
         self._outbox = queue.Queue()
+        self._outbox.put(("start", start))
         self._metrics = []
         self.uri = start["uri"]
         self.run_id = start.get("resume_run_id")  # set when the worker reports the new run
         self.failure = None  # the worker's error message, once it has failed
         self._replies = queue.Queue()
         self._ended = False
+        self.process = None
+        self._created = self._last_send = time.monotonic()
+        self.live_after_s = live_after_s
+        if live_after_s <= 0:
+            self._spawn()
+
+    def _spawn(self):
+        """Start the worker; messages queued so far go out first, in order."""
+        if self.process is not None:
+            return
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runner.tracking"],
             stdin=subprocess.PIPE,
@@ -133,12 +149,10 @@ class Tracker:
             # tells the worker to end the run as KILLED.
             start_new_session=True,
         )
-        self._last_send = time.monotonic()
         self._writer = threading.Thread(target=self._write, daemon=True)
         self._writer.start()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self._outbox.put(("start", start))
 
     def log_metrics(self, step, metrics):
         """Buffer metrics for ``step``; they are sent at the next epoch boundary."""
@@ -153,7 +167,10 @@ class Tracker:
         training here, at the epoch boundary, rather than after the last epoch.
         """
         self.log_metrics(epoch, metrics)
-        if time.monotonic() - self._last_send >= SEND_INTERVAL_S:
+        now = time.monotonic()
+        if self.process is None and now - self._created >= self.live_after_s:
+            self._spawn()
+        if self.process is not None and now - self._last_send >= SEND_INTERVAL_S:
             self.flush()
         if self.failure:
             raise TrackingError(self.failure)
@@ -183,6 +200,7 @@ class Tracker:
 
     def _close(self):
         self._ended = True
+        self._spawn()
         self._outbox.put(None)
         self._drain_outbox()
         self.process.wait()
