@@ -14,7 +14,7 @@ import numpy as np
 from runner.config import RunConfig, model_names_with_inputs
 from runner.datasets import load_dataset
 from runner.engine import MLP, SGD, default_loss_for
-from runner.engine.fit import FitResult, Schedule, Trainer, evaluate  # noqa: F401 (re-exported)
+from runner.engine.fit import FitResult, Schedule, Trainer, evaluate
 from runner.engine.losses import check_pairing, get_loss
 from runner.errors import ConfigError, DataError
 
@@ -124,6 +124,28 @@ def prepare(cfg: RunConfig):
     return dataset, net, optimizer, loss
 
 
+def build_trainer(cfg: RunConfig, prepared):
+    """The Trainer for a config and what ``prepare`` made for it; batch order from the seed."""
+    dataset, net, optimizer, loss = prepared
+    _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    o, stopping = cfg.optimizer, cfg.early_stopping
+    return Trainer(
+        net,
+        optimizer,
+        loss,
+        dataset,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch,
+        schedule=Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
+        rng=np.random.default_rng(shuffle_seed),
+        shuffle=cfg.shuffle,
+        patience=stopping.patience,
+        min_delta=stopping.min_delta,
+        restore_best=stopping.restore_best,
+        divergence_factor=cfg.divergence_factor,
+    )
+
+
 def run(
     cfg: RunConfig,
     output_dir,
@@ -139,24 +161,9 @@ def run(
     resume : a TrainingState (from a checkpoint) to continue from instead of epoch 0.
     on_snapshot(state) : after every epoch, the state a checkpoint would hold.
     """
-    dataset, net, optimizer, loss = prepared or prepare(cfg)
-    _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    o, stopping = cfg.optimizer, cfg.early_stopping
-    trainer = Trainer(
-        net,
-        optimizer,
-        loss,
-        dataset,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch,
-        schedule=Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
-        rng=np.random.default_rng(shuffle_seed),
-        shuffle=cfg.shuffle,
-        patience=stopping.patience,
-        min_delta=stopping.min_delta,
-        restore_best=stopping.restore_best,
-        divergence_factor=cfg.divergence_factor,
-    )
+    prepared = prepared or prepare(cfg)
+    dataset, net, _, loss = prepared
+    trainer = build_trainer(cfg, prepared)
     if resume is not None:
         trainer.restore(resume)
     started = time.perf_counter()

@@ -38,6 +38,28 @@ def run_cli(*args, cwd, timeout=120, env=None):
     )
 
 
+def start_cli_until(*args, cwd, pattern, timeout=120):
+    """Start ``python -m runner``; return (process, lines read) once a line matches ``pattern``.
+
+    The rest of the output stays unread in ``process.stdout``.
+    """
+    import re
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline, lines = time.monotonic() + timeout, []
+    for line in process.stdout:
+        lines.append(line)
+        if re.match(pattern, line) or time.monotonic() > deadline:
+            break
+    return process, lines
+
+
 class MlflowServer:
     """A real `mlflow server` on 127.0.0.1 over one SQLite file, which can stop and restart."""
 

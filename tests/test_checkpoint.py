@@ -11,22 +11,7 @@ from tests.helpers import compose_run_config
 
 def trainer_for(*overrides):
     cfg = compose_run_config("tracking.enabled=false", *overrides)
-    dataset, net, optimizer, loss = experiment.prepare(cfg)
-    _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    o, stopping = cfg.optimizer, cfg.early_stopping
-    return experiment.Trainer(
-        net,
-        optimizer,
-        loss,
-        dataset,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch,
-        schedule=experiment.Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
-        rng=np.random.default_rng(shuffle_seed),
-        patience=stopping.patience,
-        min_delta=stopping.min_delta,
-        divergence_factor=cfg.divergence_factor,
-    )
+    return experiment.build_trainer(cfg, experiment.prepare(cfg))
 
 
 class StopAfter(Exception):

@@ -3,15 +3,12 @@
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, start_cli_until
 
 pytestmark = pytest.mark.slow
 
@@ -59,21 +56,10 @@ def uninterrupted(tmp_path_factory, migrated_store):
 
 def interrupt(workdir, signum):
     """Start the run, signal it after epoch 10, return (exit code, output)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", *RUN],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline, output = time.monotonic() + 120, []
-    for line in process.stdout:
-        output.append(line)
-        if re.match(r"epoch +10/", line) or time.monotonic() > deadline:
-            process.send_signal(signum)
-            break
-    output.append(process.stdout.read())
-    return process.wait(timeout=120), "".join(output)
+    process, lines = start_cli_until(*RUN, cwd=workdir, pattern=r"epoch +10/")
+    process.send_signal(signum)
+    lines.append(process.stdout.read())
+    return process.wait(timeout=120), "".join(lines)
 
 
 @pytest.mark.parametrize(

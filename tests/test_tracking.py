@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import MlflowServer, run_cli
+from tests.helpers import MlflowServer, run_cli, start_cli_until
 
 pytestmark = pytest.mark.slow
 
@@ -134,18 +133,10 @@ def test_a_run_that_raises_is_failed_with_its_reason(project_dir):
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_mid_training_kills_the_run(project_dir, signum, code):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "epochs=1000000", "tracking.log_model=false"],
-        cwd=project_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process, _ = start_cli_until(
+        "epochs=1000000", "tracking.log_model=false", cwd=project_dir, pattern=r"epoch +2000/"
     )
-    deadline = time.monotonic() + 120
-    for line in process.stdout:
-        if re.match(r"epoch +2000/", line) or time.monotonic() > deadline:
-            break  # well into training
-    process.send_signal(signum)
+    process.send_signal(signum)  # well into training
     output = process.stdout.read()
     assert process.wait(timeout=60) == code
     assert "KILLED" in output and "Traceback" not in output
@@ -217,24 +208,13 @@ def test_an_unreachable_server_fails_fast_before_training(tmp_path):
 
 def test_a_hard_killed_run_ends_failed_not_running(project_dir):
     # Live from the start: a run killed before its worker starts leaves no MLflow run at all.
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "epochs=1000000",
-            "tracking.log_model=false",
-            "tracking.live_after_s=0",
-        ],
+    process, _ = start_cli_until(
+        "epochs=1000000",
+        "tracking.log_model=false",
+        "tracking.live_after_s=0",
         cwd=project_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        pattern=r"epoch +2000/",
     )
-    deadline = time.monotonic() + 120
-    for line in process.stdout:
-        if re.match(r"epoch +2000/", line) or time.monotonic() > deadline:
-            break
     process.kill()  # SIGKILL: no handler runs; the worker reads end-of-file on its pipe
     process.wait(timeout=30)
     client = store_client(project_dir)
