@@ -72,11 +72,11 @@ def main(cfg: DictConfig) -> float:
 def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     run_cfg = to_run_config(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
+    parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
     resume = None
     if run_cfg.resume:
         run_cfg, config, output_dir, overrides, resume = load_resume(run_cfg, overrides)
     elif run_cfg.tracking.enabled:
-        parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
         check_reachable(parent["uri"] if parent else resolve_uri(run_cfg.tracking.uri))
     dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
     log.info(net.summary(run_cfg.model.name))
@@ -99,7 +99,6 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         },
     )
     if run_cfg.tracking.enabled:
-        parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
         sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
         message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
         message["tags"]["runner.checkpoint"] = str(checkpointer.path)
@@ -107,7 +106,10 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         if resume:
             message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
             message["uri"] = resume["uri"] or message["uri"]
-        tracker = Tracker(message, run_cfg.tracking.live_after_s)
+        # A sweep's short jobs start their worker at once: overlapping its start-up with the
+        # job's own work is what makes parallel sweeps fast, and their throughput is what counts.
+        live_after_s = 0.0 if sweep else run_cfg.tracking.live_after_s
+        tracker = Tracker(message, live_after_s)
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:

@@ -133,7 +133,7 @@ class TrackingConfig:
     log_every_n_steps: int = 0  # also log the training loss every n steps; 0: per epoch only
     log_model: bool = True  # log an MLflow pyfunc model (takes a few seconds at the end)
     outage_wait_s: float = 120.0  # how long the end of a run waits for a store that went away
-    live_after_s: float = 10.0  # log live once training has run this long; shorter: at the end
+    live_after_s: float = 10.0  # log live after this long; shorter: at the end; sweep jobs: 0
 
     def __post_init__(self):
         if self.live_after_s < 0:
