@@ -23,6 +23,7 @@ from runner.engine.checkpoint import load_checkpoint
 from runner.errors import ConfigError, RunnerError
 from runner.overrides import check_overrides
 from runner.progress import Progress, format_metrics
+from runner.tracking import tags
 from runner.tracking.client import (
     Tracker,
     check_reachable,
@@ -101,7 +102,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     if run_cfg.tracking.enabled:
         sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
         message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
-        message["tags"]["runner.checkpoint"] = str(checkpointer.path)
+        message["tags"][tags.CHECKPOINT] = str(checkpointer.path)
         message["output_dir"] = str(output_dir.resolve())
         if resume:
             message.update(resume_run_id=resume["run_id"], history=resume["state"].history)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner.errors import RunnerError, TrackingError
+from runner.tracking import tags
 from runner.tracking.client import resolve_uri
 
 COLUMNS_HIDDEN = ("run_id",)  # long; the CSV keeps it
@@ -35,7 +36,7 @@ def load_sweep(uri, experiment_name, sweep_id=None):
     import mlflow
     from mlflow import MlflowClient
 
-    from runner.tracking.results import SWEEP_TAG, child_runs, ranked_table
+    from runner.tracking.results import child_runs, ranked_table
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise TrackingError(f"no MLflow store at {uri}; run a sweep first, or pass --uri")
@@ -49,7 +50,7 @@ def load_sweep(uri, experiment_name, sweep_id=None):
     else:
         latest = client.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`{SWEEP_TAG}` = 'true'",
+            filter_string=f"tags.`{tags.SWEEP}` = 'true'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )

@@ -85,3 +85,13 @@ def test_a_pickle_or_garbage_is_not_a_checkpoint(tmp_path):
     np.savez(pickled, info=np.array([{"x": 1}], dtype=object))
     with pytest.raises(WeightsError, match="pickled.npz"):
         load_checkpoint(pickled)
+
+
+def test_an_earlier_snapshot_saves_only_its_own_epochs(tmp_path):
+    trainer = trainer_for("epochs=6", "optimizer=momentum")
+    snapshots = {}
+    trainer.run(on_snapshot=lambda state: snapshots.setdefault(state.epoch, state))
+    path = save_checkpoint(tmp_path / "checkpoint.npz", snapshots[3], {})
+    state, _ = load_checkpoint(path)
+    assert state.epoch == 3 and state.history == trainer.history[:3]
+    assert not np.array_equal(state.params, trainer.net.flat_params)

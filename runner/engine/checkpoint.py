@@ -27,7 +27,7 @@ class TrainingState:
     params: np.ndarray  # the net's flat parameter vector
     velocity: np.ndarray | None  # the optimizer's momentum buffer
     rng_state: dict  # the batch-order Generator's bit_generator.state
-    history: list = field(default_factory=list)  # one dict of metrics per epoch
+    history: list = field(default_factory=list)  # metrics per epoch; its first `epoch` count
     best_loss: float = float("inf")
     best_epoch: int | None = None
     waited: int = 0  # epochs since the best, for early stopping
@@ -39,10 +39,11 @@ class TrainingState:
 def save_checkpoint(path, state, extra):
     """Write ``state`` and the JSON-ready dict ``extra`` atomically to ``path``."""
     path = Path(path)
-    keys = list(state.history[0]) if state.history else []
+    history = state.history[: state.epoch]
+    keys = list(history[0]) if history else []
     arrays = {
         "params": state.params,
-        "history": np.array([[h[k] for k in keys] for h in state.history], dtype=np.float64),
+        "history": np.array([[h[k] for k in keys] for h in history], dtype=np.float64),
     }
     if state.velocity is not None:
         arrays["velocity"] = state.velocity

@@ -140,18 +140,24 @@ class Trainer:
         self.snapshot = self.state()
 
     def state(self):
-        """The trainer as it stands, copied: a TrainingState to checkpoint or restore."""
+        """The trainer as it stands: a TrainingState to checkpoint or restore.
+
+        Taken after every epoch, so it copies only what later epochs change in place (weights,
+        momentum). The history list is shared, since it is only appended to (the state's
+        part is its first ``epoch`` entries), and so are the best weights, which a new best
+        replaces rather than overwrites.
+        """
         velocity = self.optimizer.velocity
         return TrainingState(
             epoch=self.epoch,
             params=self.net.flat_params.copy(),
             velocity=None if velocity is None else velocity.copy(),
             rng_state=self.rng.bit_generator.state,
-            history=list(self.history),
+            history=self.history,
             best_loss=self.best_loss,
             best_epoch=self.best_epoch,
             waited=self.waited,
-            best_params=None if self.best_params is None else self.best_params.copy(),
+            best_params=self.best_params,
             guard_reference=self.guard.reference,
             stopped_early=self.stopped_early,
         )
@@ -162,7 +168,7 @@ class Trainer:
         if self.optimizer.velocity is not None:
             self.optimizer.velocity[...] = state.velocity
         self.rng.bit_generator.state = state.rng_state
-        self.epoch, self.history = state.epoch, list(state.history)
+        self.epoch, self.history = state.epoch, list(state.history[: state.epoch])
         self.best_loss, self.best_epoch = state.best_loss, state.best_epoch
         self.waited, self.stopped_early = state.waited, state.stopped_early
         self.best_params = None if state.best_params is None else state.best_params.copy()

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from runner.errors import TrackingError
+from runner.tracking import tags
 
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
 REACHABILITY_TIMEOUT_S = 5.0
@@ -269,16 +270,16 @@ def start_message(run_cfg, config, overrides, net, dataset, loss, sweep=None):
         run becomes a child of the sweep's parent run, in the parent's store.
     """
     uri = sweep["parent"]["uri"] if sweep else resolve_uri(run_cfg.tracking.uri)
-    tags = {
+    run_tags = {
         "command": " ".join(["python -m runner", *map(shlex.quote, overrides)]),
-        "runner.blas_threads": str(blas_threads()),
+        tags.BLAS_THREADS: str(blas_threads()),
     }
     if sweep:
-        tags.update(
+        run_tags.update(
             {
                 "mlflow.parentRunId": sweep["parent"]["run_id"],
-                "runner.sweep_job": str(sweep["job"]),
-                "runner.overrides": " ".join(overrides),
+                tags.SWEEP_JOB: str(sweep["job"]),
+                tags.OVERRIDES: " ".join(overrides),
             }
         )
     d = run_cfg.dataset
@@ -296,7 +297,7 @@ def start_message(run_cfg, config, overrides, net, dataset, loss, sweep=None):
         "artifact_root": default_artifact_root(uri),
         "run_name": run_name(run_cfg.model.name, config, overrides),
         "params": params,
-        "tags": tags,
+        "tags": run_tags,
         "config_yaml": yaml.safe_dump(config, sort_keys=False),
         "overrides": list(overrides),
         "summary": net.summary(run_cfg.model.name),

@@ -1,6 +1,6 @@
 """Reading a run back from MLflow in the training process: only when resuming."""
 
-CHECKPOINT_TAG = "runner.checkpoint"
+from runner.tracking import tags
 
 
 def checkpoint_of_run(uri, run_id):
@@ -12,4 +12,4 @@ def checkpoint_of_run(uri, run_id):
         run = MlflowClient(uri).get_run(run_id)
     except MlflowException:
         return None
-    return run.data.tags.get(CHECKPOINT_TAG)
+    return run.data.tags.get(tags.CHECKPOINT)

@@ -7,9 +7,8 @@ Used by the sweep callback (the parent run's ``results`` artifacts) and by
 import mlflow
 import pandas as pd
 
-SWEEP_TAG = "runner.sweep"  # on a sweep's parent run
-JOB_TAG = "runner.sweep_job"  # on each child: the job's number in the sweep
-OVERRIDES_TAG = "runner.overrides"  # on each child: its Hydra overrides
+from runner.tracking import tags
+
 OBJECTIVE = "val_loss"
 
 
@@ -42,7 +41,7 @@ def ranked_table(runs):
         {
             "run_id": runs["run_id"],
             "run_name": runs.get("tags.mlflow.runName"),
-            "job": pd.to_numeric(runs.get(f"tags.{JOB_TAG}"), errors="coerce"),
+            "job": pd.to_numeric(runs.get(f"tags.{tags.SWEEP_JOB}"), errors="coerce"),
             "status": runs["status"],
             **{c.removeprefix("params."): runs[c] for c in varying},
             **{c.removeprefix("metrics."): runs[c] for c in metrics},

@@ -17,6 +17,7 @@ import os
 
 from hydra.experimental.callback import Callback
 
+from runner.tracking import tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
 
 PARENT_ENV = "RUNNER_SWEEP_PARENT"
@@ -40,7 +41,6 @@ class SweepTracking(Callback):
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-        from runner.tracking.results import SWEEP_TAG
         from runner.tracking.store import ensure_experiment
 
         uri = resolve_uri(config.tracking.uri)
@@ -55,7 +55,7 @@ class SweepTracking(Callback):
         run = client.create_run(
             experiment_id,
             run_name=name[:250],
-            tags={SWEEP_TAG: "true", "command": " ".join(["python -m runner -m", *overrides])},
+            tags={tags.SWEEP: "true", "command": " ".join(["python -m runner -m", *overrides])},
         )
         client.log_batch(
             run.info.run_id,

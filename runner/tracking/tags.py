@@ -1,0 +1,7 @@
+"""The MLflow tag names runner writes and reads back (no MLflow import: both sides use them)."""
+
+SWEEP = "runner.sweep"  # "true" on a sweep's parent run
+SWEEP_JOB = "runner.sweep_job"  # on each child: the job's number in the sweep
+OVERRIDES = "runner.overrides"  # on each child: its Hydra overrides
+CHECKPOINT = "runner.checkpoint"  # the run's checkpoint.npz, for resume=<run id>
+BLAS_THREADS = "runner.blas_threads"  # BLAS threads the training process used
