@@ -21,8 +21,9 @@ RUN = (
     "optimizer=momentum",
     "lr=0.01",
     "tracking.log_model=false",
+    "tracking.log_every_n_steps=10",
 )
-KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
+KEYS = ("train_loss", "val_loss", "val_accuracy", "lr", "train_step_loss")
 
 
 def outcome(workdir, run_id):

@@ -158,7 +158,8 @@ class Tracker:
     def log_metrics(self, step, metrics):
         """Buffer metrics for ``step``; they are sent at the next epoch boundary."""
         timestamp = int(time.time() * 1000)
-        self._metrics.extend((key, float(value), step, timestamp) for key, value in metrics.items())
+        rows = [(key, float(value), step, timestamp) for key, value in metrics.items()]
+        self._metrics.extend(rows)  # one C call: a Ctrl-C never leaves half an epoch buffered
 
     def log_epoch(self, epoch, metrics):
         """Buffer an epoch's metrics; ship the buffer at most every SEND_INTERVAL_S.
@@ -179,8 +180,10 @@ class Tracker:
     def flush(self):
         self._last_send = time.monotonic()
         if self._metrics:
-            batch, self._metrics = self._metrics, []
-            self._outbox.put(("metrics", batch))
+            # Queued before it is cleared: an interrupt in between sends it twice, which the
+            # worker drops, rather than never.
+            self._outbox.put(("metrics", self._metrics))
+            self._metrics = []
 
     def finish(self, result):
         """Send the run's results and wait until the worker has logged them and ended the run.

@@ -61,6 +61,9 @@ class RunSession:
         self.client = MlflowClient(start["uri"])
         self.history = {}  # {metric: {step: value}}, for the loss curve
         self.pending = []  # metric rows the store has not received yet
+        # {metric: {step}} the store has, or will get from ``pending``: a row for a step seen
+        # before is dropped, so a resumed run or a batch sent twice never repeats a point.
+        self.seen = {}
         self.run_id = self.experiment_id = None
         self.run_name = start["run_name"]
         self._retry_at = 0.0
@@ -78,7 +81,7 @@ class RunSession:
             self._retrying(lambda: self._resume_run(start["resume_run_id"], start["history"]))
         else:
             self._retrying(self._create_run)
-            self.log_metrics(_history_metrics(start.get("history", []), after=0))
+            self.log_metrics(_history_metrics(start.get("history", [])))
         self.opened = True
 
     def _ensure_open(self):
@@ -125,14 +128,17 @@ class RunSession:
         self._activate()
         if "failure_reason" in run.data.tags:
             self.client.delete_tag(run_id, "failure_reason")
-        logged = self.client.get_metric_history(run_id, "train_loss")
-        last = max((metric.step for metric in logged), default=0)
-        # Every epoch so far, for the loss curve; only those after ``last`` are logged again.
-        self.history = {
-            key: {epoch: m[key] for epoch, m in enumerate(history, start=1) if key in m}
-            for key in (history[0] if history else {})
+        # What the interrupted process logged, key by key: a signal can land between one
+        # epoch's metrics, and its last steps of per-step loss come again after the resume.
+        stored = {
+            key: {metric.step for metric in self.client.get_metric_history(run_id, key)}
+            for key in run.data.metrics
         }
-        self.log_metrics(_history_metrics(history, after=last))
+        self.pending = [row for row in self.pending if row[2] not in stored.get(row[0], ())]
+        for key, steps in stored.items():
+            self.seen.setdefault(key, set()).update(steps)
+        # Every epoch so far, for the loss curve; only what the store lacks is sent.
+        self.log_metrics(_history_metrics(history))
 
     def _activate(self):
         """Make the run active in this thread, for the fluent calls (log_table, log_model)."""
@@ -150,10 +156,14 @@ class RunSession:
                 mlflow.log_input(source, context=context)
 
     def log_metrics(self, batch):
-        """Keep the rows and send what is pending, unless the store failed moments ago."""
-        for key, value, step, _ in batch:
+        """Keep the new rows and send what is pending, unless the store failed moments ago."""
+        for row in batch:
+            key, value, step, _ = row
             self.history.setdefault(key, {})[step] = value
-        self.pending.extend(batch)
+            steps = self.seen.setdefault(key, set())
+            if step not in steps:
+                steps.add(step)
+                self.pending.append(row)
         if self.run_id is None or time.monotonic() < self._retry_at:
             return
         try:
@@ -279,13 +289,12 @@ def is_transient(err):
     return any(marker in str(err) for marker in TRANSIENT_MARKERS)
 
 
-def _history_metrics(history, after):
-    """Metric rows for the epochs of ``history`` (1-based) after epoch ``after``."""
+def _history_metrics(history):
+    """Metric rows for the epochs of ``history``, a list of per-epoch dicts (1-based steps)."""
     timestamp = int(time.time() * 1000)
     return [
         (key, float(value), epoch, timestamp)
         for epoch, metrics in enumerate(history, start=1)
-        if epoch > after
         for key, value in metrics.items()
     ]
 

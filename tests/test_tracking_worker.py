@@ -1,0 +1,82 @@
+"""The tracking worker's run sessions against a real SQLite store, without a training process.
+
+A signal can stop the training process anywhere, also between one epoch's metrics; these
+tests set up exactly such half-logged runs, which a subprocess test meets only by chance.
+"""
+
+import dataclasses
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from runner import experiment
+from runner.tracking.client import start_message
+from runner.tracking.worker import RunSession
+from tests.helpers import compose_run_config
+
+pytestmark = pytest.mark.slow
+
+EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
+
+
+@pytest.fixture
+def start(project_dir):
+    """The start message of a default run, logging to the project's store."""
+    run_cfg = compose_run_config("tracking.log_model=false")
+    dataset, net, _, loss = experiment.prepare(run_cfg)
+    message = start_message(run_cfg, dataclasses.asdict(run_cfg), [], net, dataset, loss)
+    message["uri"] = f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}"
+    message["artifact_root"] = (project_dir / "outputs" / "artifacts").as_uri()
+    message["output_dir"] = str(project_dir)
+    yield message
+    mlflow.set_tracking_uri(None)
+
+
+def epoch_metrics(epoch):
+    """Distinct, made-up values for one epoch, as the trainer reports them."""
+    return {"train_loss": 1 / epoch, "val_loss": 2 / epoch, "val_accuracy": epoch / 10, "lr": 0.1}
+
+
+# Timestamps (ms) of the two processes: a SQL store merges rows equal in every field, so
+# a point logged again only shows as a duplicate with the later process's timestamp.
+FIRST, RESUMED = 1_000, 2_000
+
+
+def rows(step, metrics, timestamp):
+    return [(key, value, step, timestamp) for key, value in metrics.items()]
+
+
+def step_rows(first, last, timestamp):
+    return [("train_step_loss", 1 / step, step, timestamp) for step in range(first, last + 1)]
+
+
+def logged_steps(client, run_id, key):
+    return sorted(metric.step for metric in client.get_metric_history(run_id, key))
+
+
+def test_a_resume_sends_what_a_half_logged_epoch_lacks_and_nothing_twice(start):
+    # The first process got through epoch 4's train_loss when the signal came; the
+    # checkpoint holds 4 epochs; per-step losses ran up to step 50 of the next epoch.
+    first = RunSession(start)
+    first.open()
+    for epoch in (1, 2, 3):
+        first.log_metrics(rows(epoch, epoch_metrics(epoch), FIRST))
+    first.log_metrics(rows(4, {"train_loss": epoch_metrics(4)["train_loss"]}, FIRST))
+    first.log_metrics(step_rows(1, 50, FIRST))
+    first.end("KILLED", "interrupted")
+
+    history = [epoch_metrics(epoch) for epoch in (1, 2, 3, 4)]
+    resumed = RunSession({**start, "resume_run_id": first.run_id, "history": history})
+    resumed.open()
+    resumed.log_metrics(step_rows(41, 60, RESUMED))  # epoch 5 again from its start: steps 41-60
+    resumed.log_metrics(rows(5, epoch_metrics(5), RESUMED))
+    resumed.end("KILLED", "interrupted again")
+
+    client = MlflowClient(start["uri"])
+    for key in EPOCH_KEYS:
+        assert logged_steps(client, first.run_id, key) == [1, 2, 3, 4, 5], key
+        values = {m.step: m.value for m in client.get_metric_history(first.run_id, key)}
+        assert values == {epoch: epoch_metrics(epoch)[key] for epoch in range(1, 6)}
+    assert logged_steps(client, first.run_id, "train_step_loss") == list(range(1, 61))
+    assert resumed.history["val_loss"] == {e: epoch_metrics(e)["val_loss"] for e in range(1, 6)}
