@@ -439,3 +439,26 @@ def test_feature_scaler_maps_raw_rows_to_the_standardised_ones():
         (raw.test.X - scaled.feature_mean) / scaled.feature_scale, scaled.test.X, rtol=1e-15
     )
     assert np.all(raw.feature_mean == 0) and np.all(raw.feature_scale == 1)
+
+
+def outlier_csv(tmp_path, value):
+    """20 rows whose x varies by 1e-200 and one row (never a training row here) with x=value."""
+    rows = [(1e-200 if i % 2 else 0.0, i % 2) for i in range(20)]
+    rows[7] = (value, 1)
+    return write_csv(tmp_path, "x,y\n" + "".join(f"{x},{y}\n" for x, y in rows))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_row_too_many_standard_deviations_out_is_refused(tmp_path, dtype):
+    # Row 7 lands in the validation part; 1e100 / 1e-200 standard deviations squares to inf.
+    path = outlier_csv(tmp_path, 1e100)
+    with pytest.raises(DataError, match=rf"column 'x' of .*data\.csv.* {dtype} can square"):
+        load_dataset("csv", path=path, target="y", dtype=dtype)
+    dataset = load_dataset("csv", path=path, target="y", standardize=False)
+    assert dataset.val.X.max() == 1e100  # float64 squares it (1e200); unscaled, it may stay
+
+
+def test_an_unstandardised_value_beyond_float32_squares_is_refused(tmp_path):
+    path = outlier_csv(tmp_path, 1e20)
+    with pytest.raises(DataError, match="has the value 1e[+]20, beyond what float32 can square"):
+        load_dataset("csv", path=path, target="y", standardize=False, dtype="float32")

@@ -121,7 +121,7 @@ def _check_one_line(err, must_name=None):
         assert must_name in message, f"{message!r} does not name {must_name!r}"
 
 
-def _run_config_for(path, target, dataset):
+def _run_config_for(path, target, dataset, dtype):
     """The RunConfig `python -m runner` would train on this file: its shape fits the data."""
     output = "softmax" if dataset.task == "classification" else "identity"
     overrides = [
@@ -130,6 +130,7 @@ def _run_config_for(path, target, dataset):
         f"model.layers=[{dataset.n_features},4,{dataset.n_outputs}]",
         f"model.output_activation={output}",
         "epochs=1",
+        f"dtype={dtype}",
         "tracking.enabled=false",
     ]
     plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", target) and target not in ("null", "true")
@@ -142,12 +143,14 @@ def _run_config_for(path, target, dataset):
 
 
 @SLOW_EXAMPLES
-@given(csv_files())
+@given(csv_files(), st.sampled_from(["float64", "float32"]))
 # Found by this test: a huge finite value overflows the scaler's std (the column becomes all 0),
 # and a tiny non-constant one underflows it to 0 (a division by zero, then nan features).
-@example(("x,y\n0,0\n0,1\n0,0\n0,1\n0,0\n0,1\n0,0\n1e308,1\n0,0\n0,1\n", "y"))
-@example(("x,y\n0,0\n0,1\n0,0\n0,1\n0,0\n0,1\n0,0\n1e-300,1\n0,0\n0,1\n", "y"))
-def test_random_csv_trains_or_fails_in_one_line(case):
+@example(("x,y\n0,0\n0,1\n0,0\n0,1\n0,0\n0,1\n0,0\n1e308,1\n0,0\n0,1\n", "y"), "float64")
+@example(("x,y\n0,0\n0,1\n0,0\n0,1\n0,0\n0,1\n0,0\n1e-300,1\n0,0\n0,1\n", "y"), "float64")
+# And a test row 7.7e283 training standard deviations out, whose square overflows the metrics.
+@example(("a,a\n0.0,0\n0.0,0\n1.0,0\n2.5816269474278338e-284,0\n", "a"), "float64")
+def test_random_csv_trains_or_fails_in_one_line(case, dtype):
     text, target = case
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
@@ -155,12 +158,12 @@ def test_random_csv_trains_or_fails_in_one_line(case):
         path = Path(folder) / "data.csv"
         path.write_text(text, encoding="utf-8", newline="")
         try:
-            dataset = load_dataset("csv", path=str(path), target=target, task="auto")
+            dataset = load_dataset("csv", path=str(path), target=target, task="auto", dtype=dtype)
         except RunnerError as err:
             event(f"load: {type(err).__name__}")
             _check_one_line(err, must_name=path.name)
         else:
-            cfg = _run_config_for(path, target, dataset)
+            cfg = _run_config_for(path, target, dataset, dtype)
             try:
                 outcome = experiment.run(cfg, Path(folder) / "run")
             except RunnerError as err:

@@ -159,7 +159,8 @@ def load_dataset(
     feature_mean, feature_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:
         feature_mean, feature_scale = fit_scaler(X[rows[0]])
-        X = _standardized(X, feature_mean, feature_scale, table.feature_names, name)
+        X = _standardized(X, feature_mean, feature_scale)
+    _check_magnitudes(X, table.feature_names, name, dtype, standardize)
     if is_classifier:
         Y = encode_classes(table.target, len(table.class_names), n_outputs, dtype)
         target_mean = target_scale = None
@@ -168,7 +169,8 @@ def load_dataset(
         target_mean, target_scale = np.zeros(1), np.ones(1)
         if standardize:
             target_mean, target_scale = fit_scaler(Y[rows[0]])
-            Y = _standardized(Y, target_mean, target_scale, ["target"], name)
+            Y = _standardized(Y, target_mean, target_scale)
+        _check_magnitudes(Y, ["target"], name, dtype, standardize)
     train, val, test = (
         Split(
             X=np.ascontiguousarray(X[r], dtype=dtype),
@@ -192,19 +194,39 @@ def load_dataset(
     )
 
 
-def _standardized(A, mean, scale, columns, dataset_name):
-    """(A - mean) / scale, refusing a column whose values lie too far apart for float64."""
+def _standardized(A, mean, scale):
+    """(A - mean) / scale; inf where a value lies too far out (``_check_magnitudes`` says so)."""
     with np.errstate(over="ignore"):
-        result = (A - mean) / scale
-    bad = ~np.isfinite(result).all(axis=0)
-    if bad.any():
-        column = columns[int(np.argmax(bad))]
+        return (A - mean) / scale
+
+
+def _check_magnitudes(A, columns, dataset_name, dtype, standardized):
+    """Refuse a column with a value whose square overflows ``dtype``.
+
+    Squares are what a network takes of its inputs' scale (the loss, the metrics), so such a
+    value would turn into inf or a RuntimeWarning mid-run. After standardising, it means a
+    validation or test row lies that many standard deviations from the training rows.
+    """
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    with np.errstate(invalid="ignore"):
+        too_large = ~(np.abs(A) < limit).all(axis=0)
+    if not too_large.any():
+        return
+    index = int(np.argmax(too_large))
+    value = A[np.argmax(~(np.abs(A[:, index]) < limit)), index]
+    column = columns[index]
+    if standardized:
+        distance = f"{abs(value):g}" if np.isfinite(value) else "over 1e308"
         raise DataError(
-            f"column {column!r} of dataset '{dataset_name}' spans values too far apart to "
-            f"standardise in float64 (from {A[:, bad].min():g} to {A[:, bad].max():g}); "
-            f"rescale it, or set dataset.standardize=false"
+            f"column {column!r} of dataset '{dataset_name}' has a value {distance} standard "
+            f"deviations from the training rows' mean, beyond what {dtype} can square "
+            f"({limit:.3g}); rescale the column, drop the outlier, or set "
+            f"dataset.standardize=false"
         )
-    return result
+    raise DataError(
+        f"column {column!r} of dataset '{dataset_name}' has the value {value:g}, beyond what "
+        f"{dtype} can square ({limit:.3g}); rescale the column or set dataset.standardize=true"
+    )
 
 
 def _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task):
