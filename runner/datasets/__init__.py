@@ -135,7 +135,8 @@ def load_dataset(
     ------
     ConfigError : an argument that cannot work (unknown name, fraction out of range, an
         argument the set does not take).
-    DataError : a file that cannot be read, a bad cell, or too few rows to fill the splits.
+    DataError : a file that cannot be read, a bad cell, too few rows to fill the splits, or
+        a value whose square ``dtype`` cannot hold (see ``_check_magnitudes``).
     """
     _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task)
     params = {
