@@ -107,3 +107,35 @@ def test_progress_bar_draws_and_erases_itself(caplog):
         progress.on_epoch(1, {"train_loss": 0.5, "lr": 0.1})
     assert "[#####" in stream.getvalue() and stream.getvalue().endswith("\r")
     assert caplog.messages == ["epoch 1/2  train_loss 0.5000  lr 0.1"]
+
+
+def raw_csv(tmp_path, scale):
+    """60 rows of two features and a target, all of the order of ``scale``."""
+    rng = np.random.default_rng(0)
+    rows = (rng.normal(size=(60, 3)) * scale).tolist()
+    path = tmp_path / "raw.csv"
+    path.write_text("a,b,t\n" + "".join(f"{a!r},{b!r},{t!r}\n" for a, b, t in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("batch", "where"), [("4", r"epoch 1, step 2"), ("64", "the validation after epoch 1")]
+)
+def test_an_overflow_is_divergence_not_a_runtime_warning(
+    tmp_path, no_runtime_warnings, batch, where
+):
+    # Unscaled 1e10 inputs: the first update makes weights whose next product overflows float32.
+    path = raw_csv(tmp_path, 1e10)
+    with pytest.raises(DivergenceError, match=rf"left the range of float32 in {where} \(overflow"):
+        run(
+            tmp_path,
+            "dataset=csv",
+            f"dataset.path={path}",
+            "dataset.target=t",
+            "dataset.standardize=false",
+            "dtype=float32",
+            "model.layers=[2,4,1]",
+            "model.output_activation=identity",
+            f"batch={batch}",
+            "epochs=3",
+        )

@@ -7,6 +7,8 @@ go (console, MLflow): data flows one way, and the loop stays testable on its own
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from runner.engine.checkpoint import TrainingState
 from runner.engine.metrics import accuracy, r2, rmse
 from runner.engine.optim import scheduled_lr
@@ -74,9 +76,11 @@ class _DivergenceGuard:
         self.factor = factor
         self.reference = None
         self.epoch = 1
+        self.steps_done = 0  # in this epoch
         self.lr = None
 
     def __call__(self, step, value):
+        self.steps_done = step + 1
         if self.reference is None:
             self.reference = value
         if not math.isfinite(value) or value > self.factor * self.reference:
@@ -85,6 +89,13 @@ class _DivergenceGuard:
                 f"(first epoch's loss {self.reference:.6g}, lr {self.lr:g}); try a smaller lr "
                 f"or raise divergence_factor (now {self.factor:g})"
             )
+
+    def overflowed(self, err, dtype, where):
+        """The error for arithmetic that left ``dtype``'s range: weights past saving."""
+        return DivergenceError(
+            f"training left the range of {dtype} in {where} ({err}, lr {self.lr:g}); try a "
+            f"smaller lr, or inputs on a smaller scale (dataset.standardize=true)"
+        )
 
 
 class Trainer:
@@ -194,18 +205,30 @@ class Trainer:
         while self.epoch < self.epochs and not self.stopped_early:
             epoch = self.epoch + 1
             guard.epoch, guard.lr = epoch, self.schedule.at(epoch - 1, self.epochs)
-            metrics = {"train_loss": self.loop.run(guard.lr, after_step)}
-            if epoch == 1:
-                guard.reference = metrics["train_loss"]
-            metrics.update(
-                evaluate(
-                    self.net,
-                    data.val,
-                    self.loop.loss,
-                    task=data.task,
-                    target_scale=data.target_scale,
-                )
-            )
+            guard.steps_done = 0
+            # An overflow is divergence, reported as one: never a RuntimeWarning, nor inf or
+            # nan carried on into the weights.
+            with np.errstate(over="raise", divide="raise", invalid="raise"):
+                try:
+                    metrics = {"train_loss": self.loop.run(guard.lr, after_step)}
+                except FloatingPointError as err:
+                    where = f"epoch {epoch}, step {guard.steps_done + 1}"
+                    raise guard.overflowed(err, self.net.dtype, where) from None
+                if epoch == 1:
+                    guard.reference = metrics["train_loss"]
+                try:
+                    metrics.update(
+                        evaluate(
+                            self.net,
+                            data.val,
+                            self.loop.loss,
+                            task=data.task,
+                            target_scale=data.target_scale,
+                        )
+                    )
+                except FloatingPointError as err:
+                    where = f"the validation after epoch {epoch}"
+                    raise guard.overflowed(err, self.net.dtype, where) from None
             metrics["lr"] = guard.lr
             self._track_best(epoch, metrics.get("val_loss", metrics["train_loss"]))
             self.history.append(metrics)
