@@ -6,6 +6,8 @@ matmul. These helpers read that from the running process, so the numbers describ
 actually loaded rather than what was meant to be installed.
 """
 
+import argparse
+import importlib.metadata
 import os
 import platform
 import time
@@ -119,3 +121,22 @@ def machine_info(versions, blas):
         "openblas_env": openblas_env(),
         "load_average_1min": load_average(),
     }
+
+
+def package_versions(names):
+    """Versions read from package metadata (None if not installed), so this process never
+    imports MLflow or Hydra just to name them."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def argument_parser(description):
+    """A benchmark's command line: its description and ``--json PATH`` for the results."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    return parser

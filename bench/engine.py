@@ -11,7 +11,6 @@ with measurements interleaved so a slow spell on the machine hits all of them al
 PyTorch is optional and never a project dependency: without it the torch rows are skipped.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -23,7 +22,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from bench.common import blas_info, blas_peak_gflops, machine_info
+from bench.common import argument_parser, blas_info, blas_peak_gflops, machine_info
 from runner.engine import MLP, SGD, EpochLoop
 
 SEED = 0  # weights, shuffles and synthetic data; every implementation gets the same one
@@ -337,11 +336,10 @@ def evaluate_targets(results):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description="Samples/s of runner's engine vs scikit-learn and PyTorch (CPU) on iris, "
-        "digits and a wide synthetic case, in one run.",
+    parser = argument_parser(
+        "Samples/s of runner's engine vs scikit-learn and PyTorch (CPU) on iris, digits and a "
+        "wide synthetic case, in one run."
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--quick", action="store_true", help="tiny epoch counts: a ~10 s smoke test, not numbers"
     )

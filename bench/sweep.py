@@ -9,8 +9,6 @@ worker all count, which is why a bare Hydra + joblib sweep of 0.5 s sleeps reach
     python -m bench.sweep [--json PATH] [--repeats N] [--jobs N]
 """
 
-import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -19,17 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import blas_info, machine_info
+from bench.common import argument_parser, blas_info, machine_info, package_versions
 
 TARGET = 1.6
 LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib"]}
-
-
-def versions():
-    return {
-        name: importlib.metadata.version(name)
-        for name in ("numpy", "hydra-core", "hydra-joblib-launcher", "mlflow")
-    }
+SWEEP_PACKAGES = ("numpy", "hydra-core", "hydra-joblib-launcher", "mlflow")  # recorded with results
 
 
 def migrated_store(workdir):
@@ -64,8 +56,7 @@ def time_sweep(workdir, launcher, jobs, tag):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="sweeps per launcher (2)")
     parser.add_argument("--jobs", type=int, default=16, help="jobs per sweep (16)")
     args = parser.parse_args()
@@ -98,7 +89,7 @@ def main():
                     "speedup": ratio,
                     "target": TARGET,
                     "status": status,
-                    "machine": machine_info(versions(), blas_info()),
+                    "machine": machine_info(package_versions(SWEEP_PACKAGES), blas_info()),
                     "load_average_1min": load,
                 },
                 indent=2,

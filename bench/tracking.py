@@ -14,8 +14,6 @@ there; the store is created by an untimed tracked run first, because migrating a
 SQLite store costs seconds that no later run pays.
 """
 
-import argparse
-import importlib.metadata
 import json
 import os
 import re
@@ -27,7 +25,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from bench.common import blas_info, load_average, machine_info
+from bench.common import (
+    argument_parser,
+    blas_info,
+    load_average,
+    machine_info,
+    package_versions,
+)
 
 REPEATS = 5  # interleaved untracked/tracked pairs per case; medians and bests are reported
 MAX_TRAIN_RATIO = 1.1  # target: tracked ÷ untracked training time, from the medians
@@ -240,23 +244,11 @@ def evaluate_targets(results):
     return verdicts
 
 
-def versions():
-    """Versions read from package metadata, so this process never imports MLflow or Hydra."""
-    found = {}
-    for name in ("numpy", "mlflow", "hydra-core"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description="Training time, time to first epoch and wall time of `python -m runner`, "
-        "untracked vs tracked in MLflow, on the default experiment and with per-step logging.",
+    parser = argument_parser(
+        "Training time, time to first epoch and wall time of `python -m runner`, untracked vs "
+        "tracked in MLflow, on the default experiment and with per-step logging."
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--repeats",
         type=int,
@@ -271,7 +263,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    machine = machine_info(versions(), blas_info())
+    machine = machine_info(package_versions(("numpy", "mlflow", "hydra-core")), blas_info())
     blas = machine["blas"]
     print(f"CPU: {machine['cpu_model']}, {machine['cpu_count']} cores; {machine['platform']}")
     print(f"BLAS: {blas['library']} {blas['version']}, {blas['threads']} threads")
