@@ -1,11 +1,13 @@
 """Refuse command-line arguments that would let Hydra run code, read the environment or load
-configs from outside ``conf/``, before Hydra sees them.
+configs from outside ``conf/``, before Hydra acts on them.
 
-The runner's own configs choose every component by name from in-code registries, but Hydra
-itself can be told to do more from the command line:
+Hydra reads the command line: its own argument parser splits flags from overrides, and its
+``OverridesParser`` parses each override into a key, a package and a value (lists, dicts,
+sweeps). This module only judges what they read. The runner's configs choose every component
+by name from in-code registries, but Hydra itself can be told to do more from the command line:
 
-- ``_target_`` (with ``_partial_``, ``_args_``, ``_recursive_``, ``_convert_``) in a key or in a
-  ``{...}`` value makes ``hydra.utils.instantiate`` import and call any dotted name; Hydra
+- ``_target_`` (with ``_partial_``, ``_args_``, ``_recursive_``, ``_convert_``) in a key or a
+  dict value makes ``hydra.utils.instantiate`` import and call any dotted name; Hydra
   instantiates ``hydra.callbacks``, ``hydra.launcher`` and ``hydra.sweeper`` this way, and the
   Optuna sweeper does the same with ``hydra.sweeper.custom_search_space``;
 - ``${...}`` interpolations call resolvers: ``${oc.env:AWS_SECRET}`` reads the environment,
@@ -23,11 +25,18 @@ itself can be told to do more from the command line:
 
 Everything else passes untouched: Hydra's flags (``-m``, ``--cfg job``, ``--help``, ``--info``),
 sweep syntax (``batch=16,32``, ``lr=tag(log,interval(0.001,1))``), ``+key=value``, ``~key``
-and path *values* of ordinary keys (``dataset.path=data/my.csv``). The check reads the text of
-each argument only; it never imports Hydra, so a refused argument costs nothing.
+and path *values* of ordinary keys (``dataset.path=data/my.csv``). A command line Hydra cannot
+parse is refused too, in one line, since nothing about it can be judged.
 """
 
+import contextlib
+import io
 import re
+
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
+from hydra.errors import HydraException
 
 from runner.config import CONF_DIR
 from runner.errors import ConfigError
@@ -39,58 +48,19 @@ INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_
 # Config groups: the folders of conf/ (model, dataset, loss, optimizer, hydra); any key with a
 # slash (hydra/launcher, hydra/sweeper) is a group too.
 GROUPS = frozenset(path.name for path in CONF_DIR.iterdir() if path.is_dir())
-# Hydra's long flags (hydra/_internal/utils.py), for argparse's unique-prefix abbreviations.
-LONG_FLAGS = (
-    "--help",
-    "--hydra-help",
-    "--version",
-    "--cfg",
-    "--resolve",
-    "--package",
-    "--run",
-    "--multirun",
-    "--shell-completion",
-    "--config-path",
-    "--config-name",
-    "--config-dir",
-    "--experimental-rerun",
-    "--info",
-)
-SHORT_FLAGS = {
-    "-h": "--help",
-    "-c": "--cfg",
-    "-p": "--package",
-    "-r": "--run",
-    "-m": "--multirun",
-    "-sc": "--shell-completion",
-    "-cp": "--config-path",
-    "-cn": "--config-name",
-    "-cd": "--config-dir",
-    "-i": "--info",
-}
-# Flags that take the next argument as their value (unless it is written --flag=value).
-VALUE_FLAGS = frozenset(
-    {"--cfg", "--package", "--config-path", "--config-name", "--config-dir", "--info"}
-    | {"--experimental-rerun"}
-)
 REFUSED_FLAGS = {
-    "--config-dir": "it adds a config directory whose YAML files Hydra would load and whose "
+    "config_dir": "it adds a config directory whose YAML files Hydra would load and whose "
     "hydra.callbacks it would instantiate; put your configs in conf/ instead",
-    "--config-path": "it replaces conf/ with another config directory whose YAML files Hydra "
+    "config_path": "it replaces conf/ with another config directory whose YAML files Hydra "
     "would load and whose hydra.callbacks it would instantiate; put your configs in conf/",
-    "--experimental-rerun": "it unpickles a file, and unpickling can run any code; rerun a job "
+    "experimental_rerun": "it unpickles a file, and unpickling can run any code; rerun a job "
     "with the overrides in its .hydra/overrides.yaml instead",
 }
 LOGGING_KEYS = ("hydra.job_logging", "hydra.hydra_logging")
 # In a logging config, `class`/`()` name a callable to import and call, ext:// an object to import.
 LOGGING_CODE = re.compile(r"\bclass\b|\(\)|ext://|cfg://")
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
-# Unquoted words Hydra reads as numbers, booleans or null; as a group choice they make Hydra
-# raise a bare ValueError or TypeError (a traceback) instead of naming the options.
-NOT_A_NAME = re.compile(
-    r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(e[+-]?\d+)?|[+-]?(inf|nan)|true|false|null",
-    re.IGNORECASE,
-)
+SWEEP_PARAMS = "hydra.sweeper.params."
 
 
 def check_overrides(args: list[str]) -> None:
@@ -102,116 +72,168 @@ def check_overrides(args: list[str]) -> None:
     The message is one line: the argument (quoted, so control characters show), why it is
     refused and what to write instead.
     """
-    position = 0
-    while position < len(args):
-        arg = args[position]
-        position += 1
-        if arg.startswith("-") and not _is_negative_number(arg):
-            flag, has_value, value = _resolve_flag(arg)
-            if flag in VALUE_FLAGS and not has_value and position < len(args):
-                if not args[position].startswith("-"):
-                    value, has_value = args[position], True
-                    position += 1
-            _check_flag(arg, flag, value if has_value else None)
-            if has_value and flag in ("--cfg", "--package", "--info"):
-                _check_override(arg, value)  # argparse refuses these values; no need to trust it
-        else:
-            _check_override(arg, arg)
-
-
-def _is_negative_number(arg):
-    """'-1' is a value argparse leaves alone, not a flag (argparse does the same test)."""
-    return re.fullmatch(r"-\d+(\.\d*)?", arg) is not None
-
-
-def _resolve_flag(arg):
-    """(full flag name, whether '=value' was attached, that value) for one dash argument."""
-    name, has_value, value = arg.partition("=")
-    if name in SHORT_FLAGS:
-        return SHORT_FLAGS[name], bool(has_value), value
-    for short in ("-cd", "-cp", "-cn"):  # argparse reads "-cdDIR" too; treat it as the flag.
-        if name.startswith(short) and not name.startswith("--"):
-            return SHORT_FLAGS[short], True, arg[len(short) :].removeprefix("=")
-    candidates = [flag for flag in LONG_FLAGS if flag.startswith(name)] if len(name) > 2 else []
-    if name in LONG_FLAGS:
-        return name, bool(has_value), value
-    if len(candidates) == 1:  # argparse accepts any unique prefix: --config-d is --config-dir.
-        return candidates[0], bool(has_value), value
-    return name, bool(has_value), value
-
-
-def _check_flag(arg, flag, value):
-    if flag in REFUSED_FLAGS:
-        raise ConfigError(f"argument {arg!r} is refused: {REFUSED_FLAGS[flag]}")
-    if flag == "--config-name" and value is not None and _is_path(value):
+    command = _read_command_line(args)
+    if command is None:
+        return  # --version: Hydra prints it and stops
+    for flag, reason in REFUSED_FLAGS.items():
+        value = getattr(command, flag)
+        if value is not None:
+            raise ConfigError(f"argument {_written(args, value)!r} is refused: {reason}")
+    name = command.config_name
+    if name is not None and _is_path(name):
         raise ConfigError(
-            f"argument {arg!r} is refused: --config-name {value!r} is a path, and a config from "
-            f"outside conf/ could hold hydra.callbacks that Hydra would instantiate; name a "
-            f"config file in conf/ (e.g. --config-name config)"
+            f"argument {_written(args, name)!r} is refused: --config-name {name!r} is a path, "
+            f"and a config from outside conf/ could hold hydra.callbacks that Hydra would "
+            f"instantiate; name a config file in conf/ (e.g. --config-name config)"
         )
+    if command.package is not None:
+        _refuse_interpolation(_written(args, command.package), command.package)
+    parser = OverridesParser.create()
+    for arg in command.overrides:
+        _refuse_interpolation(arg, arg)
+        try:
+            override = parser.parse_override(arg)
+        except HydraException as err:
+            reason = " ".join(str(err).split())
+            raise ConfigError(
+                f"override {arg!r} is not one Hydra can parse ({reason}); write key=value, "
+                f"e.g. lr=0.1"
+            ) from None
+        _check_override(arg, override.key_or_group, override)
 
 
-def _check_override(arg, override):
-    """Check one override; ``arg`` is the command-line argument it came from (for messages)."""
-    if "${" in override:
+def _read_command_line(args):
+    """Hydra's own reading of the command line; None when Hydra stops at it (--version)."""
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            return get_args_parser().parse_args(args)
+    except SystemExit as exit:
+        if exit.code == 0:
+            return None
+        lines = output.getvalue().strip().splitlines() or ["unreadable"]
+        flags = " ".join(repr(arg) for arg in args if arg.startswith("-"))
+        raise ConfigError(
+            f"Hydra cannot read the arguments {flags}: {lines[-1]}; python -m runner --help "
+            f"lists its flags"
+        ) from None
+
+
+def _written(args, value):
+    """The argument that gave a flag ``value``: '--flag=value', '-fvalue' or '--flag value'."""
+    for position, arg in enumerate(args):
+        if arg.startswith("-") and arg.endswith(value) and arg != value:
+            return arg
+        if arg == value and position > 0:
+            return args[position - 1]
+    return value
+
+
+def _refuse_interpolation(arg, text):
+    if "${" in text:
         raise ConfigError(
             f"override {arg!r} is refused: ${{...}} interpolations can read environment "
             f"variables and other config values from the command line; write the value itself "
             f"(e.g. lr=0.1)"
         )
-    key, has_value, value = override.lstrip("~+").partition("=")
-    path = key.split("@")[0]  # model@pkg=... chooses an option of the group "model"
+
+
+def _check_override(arg, key, override):
+    """Check one parsed override of ``key``; ``arg`` is the argument it came from."""
+    value = override.value()
+    words = list(_words(value))
     for name in INSTANTIATE_KEYS:
-        if name in path or (name in value and "{" in value):
+        if name in key or name in _dict_keys(value):
             raise ConfigError(
                 f"override {arg!r} is refused: {name} would make Hydra import and call code "
                 f"named on the command line; choose components by name, e.g. "
                 f"model.activation=tanh or optimizer=momentum"
             )
-    if path in GROUPS or "/" in path:
-        if _is_path(value):
-            raise ConfigError(
-                f"override {arg!r} is refused: the {path}= choice names an option of the config "
-                f"group {path!r}, not a path, and a config from elsewhere could run code; "
-                f"{_options_hint(path)}"
-            )
-        literal = next(
-            (w for w in re.split(r"[\s,()\[\]]+", value) if NOT_A_NAME.fullmatch(w)), None
-        )
-        if has_value and literal is not None and not value.lstrip().startswith("{"):
-            raise ConfigError(
-                f"override {arg!r} is refused: the {path}= choice must name an option of the "
-                f"config group {path!r}, and Hydra reads {literal!r} as a number, boolean or "
-                f"null; {_options_hint(path)}"
-            )
+    if key in GROUPS or "/" in key:
+        _check_group_choice(arg, key, override, value)
         return
-    if path.startswith("hydra.searchpath") and has_value:
+    if key.startswith("hydra.searchpath") and override.value_type is not None:
         raise ConfigError(
             f"override {arg!r} is refused: hydra.searchpath adds config sources whose YAML "
             f"Hydra would load and instantiate; put your configs in conf/ instead"
         )
-    if path.startswith("hydra.job.env_set"):
+    if key.startswith("hydra.job.env_set"):
         raise ConfigError(
             f"override {arg!r} is refused: hydra.job.env_set sets environment variables (such "
             f"as LD_PRELOAD or PYTHONPATH) for the job and the processes it starts; set them in "
             f"your shell instead"
         )
-    if path.split(".")[-1] == "custom_search_space":
+    if key.split(".")[-1] == "custom_search_space":
         raise ConfigError(
             f"override {arg!r} is refused: custom_search_space names a function that the "
             f"Optuna sweeper would import and call; list the search space under "
             f"hydra.sweeper.params instead"
         )
-    if path.startswith(LOGGING_KEYS) and (LOGGING_CODE.search(path) or LOGGING_CODE.search(value)):
+    logging_code = [w for w in [key, *words] if isinstance(w, str) and LOGGING_CODE.search(w)]
+    if key.startswith(LOGGING_KEYS) and logging_code:
         raise ConfigError(
             f"override {arg!r} is refused: class, () and ext:// in a logging config make Python's "
             f"logging import and call code; set only levels and formats (e.g. "
             f"hydra.job_logging.root.level=DEBUG)"
         )
-    sweep_params = "hydra.sweeper.params."
-    if path.startswith(sweep_params) and has_value:
-        # The sweeper parses each entry as an override of its own: model=choice(a,b).
-        _check_override(arg, f"{path.removeprefix(sweep_params)}={value}")
+    if key.startswith(SWEEP_PARAMS) and override.value_type is not None:
+        # The sweeper reads each entry as an override of its own: model=choice(a,b).
+        _check_override(arg, key.removeprefix(SWEEP_PARAMS), override)
+
+
+def _check_group_choice(arg, group, override, value):
+    """A group choice must name options (strings that are no paths); a dict sets keys only."""
+    if override.value_type is None or isinstance(value, dict):  # ~model; model={...} sets keys
+        return
+    for word in _words(value):
+        if isinstance(word, str) and _is_path(word):
+            raise ConfigError(
+                f"override {arg!r} is refused: the {group}= choice names an option of the config "
+                f"group {group!r}, not a path, and a config from elsewhere could run code; "
+                f"{_options_hint(group)}"
+            )
+        if not isinstance(word, str):
+            # As written when the whole value is that one word (1e3, not 1000.0).
+            literal = override.input_line.partition("=")[2] if word is value else str(word)
+            raise ConfigError(
+                f"override {arg!r} is refused: the {group}= choice must name an option of the "
+                f"config group {group!r}, and Hydra reads {literal!r} as a number, boolean or "
+                f"null; {_options_hint(group)}"
+            )
+
+
+def _words(value):
+    """The leaf values of a parsed override value: through lists, dicts, sweeps and globs."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            yield from _words(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _words(item)
+    elif isinstance(value, ChoiceSweep):
+        yield from _words(value.list)
+    elif isinstance(value, Glob):
+        yield from _words([*value.include, *value.exclude])
+    elif isinstance(value, RangeSweep):
+        yield from (value.start, value.stop)
+    elif isinstance(value, IntervalSweep):
+        yield from (value.start, value.end)
+    else:
+        yield value
+
+
+def _dict_keys(value):
+    """Every dict key anywhere in a parsed override value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _dict_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _dict_keys(item)
+    elif isinstance(value, ChoiceSweep):
+        yield from _dict_keys(value.list)
 
 
 def _is_path(value):
