@@ -23,7 +23,8 @@ from itertools import pairwise
 import numpy as np
 
 from bench.common import argument_parser, blas_info, blas_peak_gflops, machine_info
-from runner.engine import MLP, SGD, EpochLoop
+from runner.engine import MLP
+from runner.training import SGD, EpochLoop
 
 SEED = 0  # weights, shuffles and synthetic data; every implementation gets the same one
 REPEATS = 3  # timed measurements per implementation, interleaved; the fastest is reported

@@ -1,8 +1,9 @@
-"""``python -m runner``: compose the config with Hydra, train, track the run in MLflow.
+"""``python -m runner``: compose the config with Hydra, run the pipeline, map errors to exit codes.
 
-A mistake in the config or the data prints one line naming the key or file and exits
-non-zero, without a traceback (``HYDRA_FULL_ERROR=1`` shows the full one for bugs). Ctrl-C
-and SIGTERM end the MLflow run as KILLED, any other failure as FAILED with its reason.
+A mistake in the config or the data prints one line naming the key or file and exits 1,
+without a traceback (``HYDRA_FULL_ERROR=1`` shows the full one for bugs). Ctrl-C exits 130 and
+SIGTERM 143, the MLflow run ended as KILLED; in a sweep a failed job scores inf and the sweep
+goes on. The run itself is wired in ``runner/pipeline.py``.
 """
 
 import logging
@@ -16,34 +17,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from runner import experiment
-from runner.checkpointing import Checkpointer, find_checkpoint
-from runner.config import RunConfig, register_configs, to_run_config
-from runner.engine.checkpoint import load_checkpoint
+from runner import pipeline
+from runner.config import register_configs, to_run_config
 from runner.errors import ConfigError, RunnerError
 from runner.overrides import check_overrides
-from runner.progress import Progress, format_metrics
-from runner.tracking import tags
-from runner.tracking.client import (
-    Tracker,
-    check_reachable,
-    finish_message,
-    resolve_uri,
-    start_message,
-)
-from runner.tracking.sweep import end_open_sweep, sweep_parent
 
 log = logging.getLogger("runner")
+
+EXIT_USER_ERROR = 1  # a config, data or weights mistake, named in one line
+EXIT_CTRL_C = 130  # 128 + SIGINT, as a shell reports it
+EXIT_SIGTERM = 143  # 128 + SIGTERM
 
 register_configs()
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
-
-
 def _raise_terminated(signum, frame):
-    raise Terminated
+    raise pipeline.Terminated
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -53,174 +42,28 @@ def main(cfg: DictConfig) -> float:
     signal.signal(signal.SIGTERM, _raise_terminated)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+        job = pipeline.Job(
+            cfg=to_run_config(cfg),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            overrides=list(hydra_cfg.overrides.task),
+            output_dir=Path(hydra_cfg.runtime.output_dir),
+            sweep_job=hydra_cfg.job.num if in_sweep else None,
+        )
+        return pipeline.train(job)
     except RunnerError as err:
         log.error(f"Error: {err}")
         if in_sweep:
             return math.inf  # the sweep goes on; this job scores worst (inf, never NaN)
-        sys.exit(1)
+        sys.exit(EXIT_USER_ERROR)
     except Exception as err:
         if not in_sweep:
             raise  # a bug: Hydra shows the traceback
         log.exception(f"job {hydra_cfg.job.num} failed: {type(err).__name__}: {err}")
         return math.inf
     except KeyboardInterrupt:
-        sys.exit(130)  # train() has printed how to resume
-    except Terminated:
-        sys.exit(143)
-
-
-def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
-    run_cfg = to_run_config(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
-    resume = None
-    if run_cfg.resume:
-        run_cfg, config, output_dir, overrides, resume = load_resume(run_cfg, overrides)
-    elif run_cfg.tracking.enabled:
-        check_reachable(parent["uri"] if parent else resolve_uri(run_cfg.tracking.uri))
-    dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
-    log.info(net.summary(run_cfg.model.name))
-    log.info(
-        f"dataset {dataset.name}: {dataset.train.X.shape[0]} train, {dataset.val.X.shape[0]} "
-        f"val, {dataset.test.X.shape[0]} test rows; loss {loss}; batch {run_cfg.batch}, "
-        f"lr {run_cfg.lr:g}, {run_cfg.epochs} epochs, {run_cfg.dtype}"
-    )
-    tracker = None
-    checkpointer = Checkpointer(
-        output_dir,
-        run_cfg.checkpoint.every_n_epochs,
-        run_cfg.checkpoint.min_interval_s,
-        lambda: {
-            "config": config,
-            "overrides": overrides,
-            "output_dir": str(output_dir.resolve()),
-            "run_id": tracker.run_id if tracker else None,
-            "uri": tracker.uri if tracker else None,
-        },
-    )
-    if run_cfg.tracking.enabled:
-        sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
-        message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
-        message["tags"][tags.CHECKPOINT] = str(checkpointer.path)
-        message["output_dir"] = str(output_dir.resolve())
-        if resume:
-            message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
-            message["uri"] = resume["uri"] or message["uri"]
-        # A sweep's short jobs start their worker at once: overlapping its start-up with the
-        # job's own work is what makes parallel sweeps fast, and their throughput is what counts.
-        live_after_s = 0.0 if sweep else run_cfg.tracking.live_after_s
-        tracker = Tracker(message, live_after_s)
-    steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
-    progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
-    try:
-        outcome = experiment.run(
-            run_cfg,
-            output_dir,
-            prepared=prepared,
-            resume=resume and resume["state"],
-            on_epoch=_both(progress.on_epoch, tracker and tracker.log_epoch),
-            on_step=_step_callback(progress, tracker, run_cfg.tracking.log_every_n_steps, steps),
-            on_snapshot=checkpointer,
-        )
-    except BaseException as err:
-        progress.close()
-        killed = isinstance(err, KeyboardInterrupt | Terminated)
-        if tracker is not None:
-            reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
-            info = tracker.end("KILLED" if killed else "FAILED", reason)
-            if info and "path" in info:
-                report_tracked(info)
-        if killed:
-            report_interrupt(err, checkpointer, tracker)
-        raise
-    progress.close()
-    checkpointer.write()
-    if outcome.fit.stopped_early:
-        log.info(f"early stopping: best val_loss at epoch {outcome.fit.best_epoch}")
-    epochs = len(outcome.fit.history) - (resume["state"].epoch if resume else 0)
-    log.info(f"trained {epochs} epochs in {outcome.train_seconds:.3f} s")
-    log.info(f"test  {format_metrics(outcome.test_metrics)}")
-    log.info(f"weights written to {outcome.weights_path}")
-    if tracker is not None:
-        log.info("logging the run to MLflow...")
-        try:
-            info = tracker.finish(finish_message(outcome))
-        except (KeyboardInterrupt, Terminated):
-            log.error("interrupted while logging: the tracking worker finishes the run by itself")
-            raise
-        report_tracked(info)
-    return outcome.objective
-
-
-def report_tracked(info):
-    """Where the run went, or, after an outage, where its unsent part waits for upload."""
-    if "path" not in info:
-        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
-        return
-    log.warning(
-        f"MLflow at {info['uri']} did not come back ({info['reason']}); what it lacks of run "
-        f"{info['run_name']} is saved in {info['path']}"
-    )
-    log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
-
-
-def load_resume(run_cfg, overrides):
-    """The checkpoint that resume= names, and the run it continues, exactly as configured."""
-    others = [o for o in overrides if not o.startswith(("resume=", "hydra"))]
-    if others:
-        raise ConfigError(
-            f"resume= continues a run exactly as it was configured; drop the other overrides "
-            f"{others}"
-        )
-    path = find_checkpoint(run_cfg.resume, resolve_uri(run_cfg.tracking.uri, create=False))
-    state, extra = load_checkpoint(path)
-    config = extra["config"]
-    resumed_cfg = to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))
-    if resumed_cfg.tracking.enabled and extra.get("uri"):
-        check_reachable(extra["uri"])
-    output_dir = Path(extra["output_dir"])
-    log.info(f"resuming {path} after epoch {state.epoch} of {resumed_cfg.epochs}")
-    resume = {"state": state, "run_id": extra.get("run_id"), "uri": extra.get("uri")}
-    return resumed_cfg, config, output_dir, extra["overrides"], resume
-
-
-def report_interrupt(err, checkpointer, tracker):
-    """Write the last completed epoch and end with the exact command that resumes it."""
-    path = checkpointer.write()
-    epoch = checkpointer.latest.epoch if checkpointer.latest else 0
-    signal_name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
-    status = "; the MLflow run is marked KILLED" if tracker is not None else ""
-    log.error(f"{signal_name}: stopped after epoch {epoch}; checkpoint {path}{status}")
-    target = tracker.run_id if tracker is not None and tracker.run_id else path
-    log.error(f"Resume with: python -m runner resume={target}")
-
-
-def _both(first, second):
-    if second is None:
-        return first
-
-    def call(*args):
-        first(*args)
-        second(*args)
-
-    return call
-
-
-def _step_callback(progress, tracker, every_n, steps_per_epoch):
-    """Per-step hook: the bar on a terminal, the step loss every n steps; None when idle."""
-    log_steps = tracker is not None and every_n > 0
-    if not (progress.show_bar or log_steps):
-        return None
-
-    def on_step(epoch, step, loss):
-        if progress.show_bar:
-            progress.on_step(epoch, step, loss)
-        global_step = (epoch - 1) * steps_per_epoch + step + 1
-        if log_steps and global_step % every_n == 0:
-            tracker.log_metrics(global_step, {"train_step_loss": loss})
-
-    return on_step
+        sys.exit(EXIT_CTRL_C)  # the pipeline has printed how to resume
+    except pipeline.Terminated:
+        sys.exit(EXIT_SIGTERM)
 
 
 def cli():
@@ -229,17 +72,19 @@ def cli():
         check_overrides(sys.argv[1:])
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_USER_ERROR)
     try:
         main()
     except KeyboardInterrupt:
-        end_open_sweep("KILLED", "the sweep was interrupted")
+        pipeline.end_open_sweep("KILLED", "the sweep was interrupted")
         raise
     except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
-        end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
+        pipeline.end_open_sweep(
+            "FAILED", f"the sweep stopped with exit code {err.code}; see its output"
+        )
         raise
     except BaseException as err:
-        end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")
+        pipeline.end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")
         raise
 
 

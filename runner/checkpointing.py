@@ -11,10 +11,15 @@ kill (SIGKILL, power loss) can lose up to ``min_interval_s`` of training.
 import time
 from pathlib import Path
 
-from runner.engine.checkpoint import save_checkpoint
 from runner.errors import ConfigError
+from runner.training.state import save_checkpoint
 
 CHECKPOINT_FILE = "checkpoint.npz"
+
+
+def checkpoint_path(output_dir):
+    """Where a run's checkpoint goes: known before the Checkpointer, for the tracker's tag."""
+    return Path(output_dir).resolve() / CHECKPOINT_FILE
 
 
 class Checkpointer:
@@ -25,7 +30,7 @@ class Checkpointer:
     """
 
     def __init__(self, output_dir, every_n_epochs, min_interval_s, describe):
-        self.path = Path(output_dir).resolve() / CHECKPOINT_FILE
+        self.path = checkpoint_path(output_dir)
         self.every_n_epochs, self.min_interval_s = every_n_epochs, min_interval_s
         self.describe = describe
         self.latest = None

@@ -1,8 +1,10 @@
 """The config schema: one dataclass per group, registered in Hydra's ConfigStore.
 
-YAML files in ``conf/`` extend these schemas, so a wrong type is refused when Hydra
-composes the config, and the value checks in ``__post_init__`` run when
-``OmegaConf.to_object`` builds the dataclasses. Activations, losses, initialisers,
+The schema holds every default, with a comment on each field; the YAML files in ``conf/``
+extend it with only what differs (tests/test_config_defaults.py keeps it so), so a default is
+written once. A wrong type is refused when Hydra composes the config, and the value checks in
+``__post_init__`` run when ``OmegaConf.to_object`` builds the dataclasses. The ``dataset``
+group's schema is the data layer's own ``DatasetOptions``. Activations, losses, initialisers,
 optimizers and data sets are chosen by *name* from in-code registries (never ``_target_``),
 so no command-line override can make the runner import or call arbitrary code.
 """
@@ -14,9 +16,10 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from runner.datasets import DATASET_NAMES
-from runner.engine import ACTIVATIONS, DTYPES, INIT_CHOICES, LOSSES, SCHEDULES
+from runner.datasets import DatasetOptions
+from runner.engine import ACTIVATIONS, DTYPES, INIT_CHOICES, LOSSES
 from runner.errors import ConfigError
+from runner.training import SCHEDULES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -66,24 +69,6 @@ class ModelConfig:
         if self.activations is not None:
             return list(self.activations)
         return [self.activation] * (len(self.layers) - 2) + [self.output_activation]
-
-
-@dataclass
-class DatasetConfig:
-    name: str = MISSING  # a shipped, generated or csv data set
-    path: str | None = None  # csv only: the file to read
-    target: str | None = None  # csv only: the target column
-    task: str = "auto"  # csv only: auto, classification or regression
-    val_fraction: float = 0.2  # share of all rows for validation
-    test_fraction: float = 0.2  # share of all rows for the final test
-    standardize: bool = True  # scale features with the training part's mean and std
-    n_samples: int | None = None  # generated sets only: rows to generate
-    noise: float | None = None  # generated sets only: noise level
-    n_classes: int | None = None  # spirals/blobs only
-    n_features: int | None = None  # blobs only
-
-    def __post_init__(self):
-        _one_of("dataset.name", self.name, DATASET_NAMES)
 
 
 @dataclass
@@ -161,12 +146,12 @@ class CheckpointConfig:
 @dataclass
 class RunConfig:
     model: ModelConfig = MISSING
-    dataset: DatasetConfig = MISSING
+    dataset: DatasetOptions = MISSING  # its keys and checks: runner/datasets/spec.py
     loss: LossConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     batch: int = 32  # minibatch size; the last partial batch is kept
     lr: float = 0.1  # base learning rate
-    epochs: int = 50  # passes over the training data; 0 only evaluates
+    epochs: int = 100  # passes over the training data; 0 only evaluates
     seed: int = 0  # one seed for the split, the initial weights and the batch order
     dtype: str = "float64"  # float32 or float64, end to end
     shuffle: bool = True  # a new batch order every epoch; false keeps the data's order
@@ -195,7 +180,7 @@ class RunConfig:
 
 GROUP_SCHEMAS = {
     "model": ModelConfig,
-    "dataset": DatasetConfig,
+    "dataset": DatasetOptions,
     "loss": LossConfig,
     "optimizer": OptimizerConfig,
 }
@@ -224,14 +209,18 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return OmegaConf.to_object(cfg)
 
 
+def run_config_from_dict(config: dict) -> RunConfig:
+    """The RunConfig of a config saved as plain data (a checkpoint's), checked as on the CLI."""
+    return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), config))
+
+
 def _reject_unknown_keys(node, schema, prefix):
     fields = {f.name: f for f in dataclasses.fields(schema)}
-    for key in node:
+    for key, value in node.items_ex(resolve=False):
         if key not in fields:
             raise ConfigError(
                 f"unknown config key {prefix}{key}; valid keys here are {sorted(fields)}"
             )
-        value = node._get_node(key)
         sub_schema = fields[key].type
         if dataclasses.is_dataclass(sub_schema) and isinstance(value, DictConfig):
             _reject_unknown_keys(value, sub_schema, f"{prefix}{key}.")

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from runner import experiment
-from runner.engine.checkpoint import load_checkpoint, save_checkpoint
+from runner import pipeline
 from runner.errors import WeightsError
+from runner.training import load_checkpoint, save_checkpoint
 from tests.helpers import compose_run_config
 
 
 def trainer_for(*overrides):
     cfg = compose_run_config("tracking.enabled=false", *overrides)
-    return experiment.build_trainer(cfg, experiment.prepare(cfg))
+    return pipeline.build_trainer(cfg, pipeline.prepare(cfg))
 
 
 class StopAfter(Exception):

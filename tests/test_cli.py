@@ -114,6 +114,7 @@ BAD_INPUTS = [
     ("first layer vs features", ["model=mlp_13_16_3"], "model=mlp_4"),
     ("last layer vs classes", ["model.layers=[4,8,2]"], "model.layers"),
     ("loss vs output activation", ["loss=bce"], "loss"),
+    ("momentum out of range", ["optimizer.momentum=1.5"], "optimizer.momentum must be in [0, 1)"),
     (
         "cross_entropy on one output",
         ["model=mlp_30_16_1", "dataset=breast_cancer", "model.output_activation=softmax"],

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from runner.engine import MLP, SGD
+from runner.engine import MLP
+from runner.training import SGD
 
 SEED_2_3_2_2 = {
     "W1": [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]],

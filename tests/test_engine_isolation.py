@@ -1,4 +1,4 @@
-"""The engine, the data sets and the training side of tracking import without the frameworks.
+"""The engine, training, the data sets and tracking's training side import no framework.
 
 Checked in a fresh process each, since a test process has long imported everything.
 """
@@ -12,7 +12,8 @@ import pytest
 @pytest.mark.parametrize(
     ("module", "banned"),
     [
-        ("runner.engine", ("hydra", "omegaconf", "mlflow")),
+        ("runner.engine", ("hydra", "omegaconf", "mlflow", "runner.config", "runner.training")),
+        ("runner.training", ("hydra", "omegaconf", "mlflow", "runner.config", "runner.tracking")),
         ("runner.datasets", ("hydra", "omegaconf", "mlflow", "pandas")),
         ("runner.tracking.client", ("mlflow",)),
     ],

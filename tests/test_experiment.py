@@ -5,15 +5,15 @@ import io
 import numpy as np
 import pytest
 
-from runner import experiment
+from runner import pipeline
 from runner.engine import MLP
-from runner.errors import DivergenceError, WeightsError
+from runner.errors import ConfigError, DivergenceError, WeightsError
 from runner.progress import Progress
 from tests.helpers import compose_run_config
 
 
 def run(tmp_path, *overrides):
-    return experiment.run(compose_run_config(*overrides), tmp_path)
+    return pipeline.run(compose_run_config(*overrides), tmp_path)
 
 
 def test_same_seed_gives_bit_identical_metrics_and_weights(tmp_path):
@@ -63,6 +63,20 @@ def test_a_finite_but_exploding_loss_is_caught(tmp_path):
     # A stable log-softmax keeps this loss finite; the multiple of the first loss stops it.
     with pytest.raises(DivergenceError, match="divergence_factor"):
         run(tmp_path, "lr=30", "epochs=50", "model=mlp_13_16_3", "dataset=wine")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.momentum=1.5"], r"^optimizer\.momentum must be in \[0, 1\), got 1\.5$"),
+        (["optimizer.nesterov=true"], r"^optimizer\.nesterov needs optimizer\.momentum > 0"),
+        (["optimizer.weight_decay=-1"], r"^optimizer\.weight_decay must be >= 0"),
+    ],
+)
+def test_engine_argument_errors_name_the_config_key(overrides, message):
+    # SGD names its own arguments; the pipeline puts the config keys in their place.
+    with pytest.raises(ConfigError, match=message):
+        pipeline.prepare(compose_run_config(*overrides))
 
 
 def test_init_from_starts_from_saved_weights(tmp_path):

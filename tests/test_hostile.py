@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
-from runner import experiment
+from runner import pipeline
 from runner.config import CONF_DIR
 from runner.datasets import load_dataset
 from runner.errors import ConfigError, RunnerError
@@ -174,7 +174,7 @@ def test_random_csv_trains_or_fails_in_one_line(case, dtype, standardize):
         else:
             cfg = _run_config_for(path, target, dataset, dtype, standardize)
             try:
-                outcome = experiment.run(cfg, Path(folder) / "run")
+                outcome = pipeline.run(cfg, Path(folder) / "run")
             except RunnerError as err:
                 event(f"train: {type(err).__name__}")
                 _check_one_line(err)
@@ -325,7 +325,7 @@ def test_random_overrides_compose_or_fail_cleanly(args):
             event(f"compose: {type(err).__name__}")
             return
         try:
-            experiment.prepare(cfg)
+            pipeline.prepare(cfg)
         except RunnerError as err:
             event(f"prepare: {type(err).__name__}")
             _check_one_line(err)

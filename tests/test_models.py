@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from runner import experiment
+from runner import pipeline
 from runner.config import CONF_DIR
 from tests.helpers import compose_run_config
 
@@ -34,7 +34,7 @@ def test_every_model_file_is_covered():
 @pytest.mark.parametrize("model", sorted(DATA_FOR_MODEL))
 def test_model_trains_one_epoch_on_its_data(model, tmp_path):
     cfg = compose_run_config(f"model={model}", *DATA_FOR_MODEL[model], "epochs=1")
-    outcome = experiment.run(cfg, tmp_path)
+    outcome = pipeline.run(cfg, tmp_path)
     (metrics,) = outcome.fit.history
     assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])
     assert outcome.weights_path.is_file()

@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from runner import experiment
+from runner import pipeline
 from runner.tracking.client import start_message
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
@@ -24,8 +24,9 @@ EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
 def start(project_dir):
     """The start message of a default run, logging to the project's store."""
     run_cfg = compose_run_config("tracking.log_model=false")
-    dataset, net, _, loss = experiment.prepare(run_cfg)
-    message = start_message(run_cfg, dataclasses.asdict(run_cfg), [], net, dataset, loss)
+    parts = pipeline.prepare(run_cfg)
+    config = dataclasses.asdict(run_cfg)
+    message = start_message(run_cfg, config, [], parts.net, parts.dataset, parts.loss)
     message["uri"] = f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}"
     message["artifact_root"] = (project_dir / "outputs" / "artifacts").as_uri()
     message["output_dir"] = str(project_dir)

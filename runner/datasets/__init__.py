@@ -1,29 +1,34 @@
 """Data sets by name, split into train/val/test, standardised and encoded for an MLP.
 
-``load_dataset(name, ...)`` is the one way in. Every source (the CSVs shipped beside this module,
-sets drawn from a seed, a user's CSV file) first becomes a ``Table`` of all rows; one code path
-then splits, standardises and encodes it, so every set reaches the model in the same form.
+``load_dataset(spec)`` is the one way in; ``spec.py`` lists a data set's options once. Every
+source (the CSVs shipped beside this module, sets drawn from a seed, a user's CSV file) first
+becomes a ``Table`` of all rows; one code path then splits, standardises and encodes it, so
+every set reaches the model in the same form.
 
 This package imports only NumPy, pandas (lazily, to read CSVs) and the standard library.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from runner.datasets._builtin import BUILTIN_NAMES, load_builtin, load_digits28
+from runner.datasets._builtin import load_builtin, load_digits28
 from runner.datasets._csv import read_table
 from runner.datasets._generated import GENERATED_NAMES, generate
 from runner.datasets._prepare import encode_classes, fit_scaler, split_rows
+from runner.datasets.spec import (
+    CSV_OPTIONS,
+    DATASET_NAMES,
+    GENERATED_OPTIONS,
+    DatasetOptions,
+    DatasetSpec,
+)
 from runner.errors import ConfigError, DataError
 
-__all__ = ["DATASET_NAMES", "Dataset", "Split", "load_dataset"]
+__all__ = ["DATASET_NAMES", "Dataset", "DatasetOptions", "DatasetSpec", "Split", "load_dataset"]
 
-DATASET_NAMES = (*BUILTIN_NAMES, "digits28", *GENERATED_NAMES, "csv")
-TASKS = ("auto", "classification", "regression")
-DTYPES = ("float32", "float64")
-CSV_DEFAULTS = {"path": None, "target": None, "task": "auto"}  # Options only "csv" takes.
+_DEFAULTS = {f.name: f.default for f in fields(DatasetOptions)}
 
 
 @dataclass(frozen=True)
@@ -88,44 +93,21 @@ class Dataset:
         return None if self.class_names is None else len(self.class_names)
 
 
-def load_dataset(
-    name,
-    *,
-    seed=0,
-    val_fraction=0.2,
-    test_fraction=0.2,
-    standardize=True,
-    n_outputs=None,
-    dtype="float64",
-    path=None,
-    target=None,
-    task="auto",
-    n_samples=None,
-    noise=None,
-    n_classes=None,
-    n_features=None,
-) -> Dataset:
-    """Load the data set ``name`` and split, standardise and encode it.
+def load_dataset(name, **options) -> Dataset:
+    """Load a data set and split, standardise and encode it.
 
     Parameters
     ----------
-    name : one of DATASET_NAMES.
-    seed : non-negative int; the split is drawn from ``np.random.default_rng(seed)`` (stratified
-        by class for classification), generated sets from a stream spawned from it. The same
-        seed gives bit-identical splits.
-    val_fraction, test_fraction : shares of all rows, each in [0, 1), summing to less than 1.
-        0 gives an empty split of shape (0, n_features).
-    standardize : if True, centre and scale every feature (and a regression target) with the
-        mean and std of the train rows only, so nothing about val or test leaks into training.
-    n_outputs : encoding request for classes: 1 with two classes gives one 0/1 column for a
-        sigmoid output; anything else gives one-hot. It is never checked against the model
-        here: the caller compares ``Dataset.n_outputs`` with its network and reports a mismatch.
-    dtype : "float32" or "float64", for X and Y.
-    path, target, task : "csv" only: the file, the name of its target column, and "auto",
-        "classification" or "regression" (auto: classification for a non-numeric target or one
-        with at most 20 distinct integer values).
-    n_samples, noise, n_classes, n_features : generated sets only, each where it applies
-        (xor and moons take n_samples and noise, spirals adds n_classes, blobs n_features).
+    name : a DatasetSpec, or a data set's name with the spec's other fields as keywords:
+        ``load_dataset("iris", seed=1)`` is ``load_dataset(DatasetSpec("iris", seed=1))``.
+        The same spec gives bit-identical splits. A fraction of 0 gives an empty split of
+        shape (0, n_features). ``standardize`` centres and scales every feature (and a
+        regression target) with the mean and std of the train rows only, so nothing about val
+        or test leaks into training. ``path``, ``target`` and ``task`` apply to "csv" only
+        (task auto: classification for a non-numeric target or one with at most 20 distinct
+        integer values); ``n_samples``, ``noise``, ``n_classes`` and ``n_features`` to the
+        generated sets, each where it applies (xor and moons take n_samples and noise,
+        spirals adds n_classes, blobs n_features).
 
     Returns
     -------
@@ -133,22 +115,25 @@ def load_dataset(
 
     Raises
     ------
-    ConfigError : an argument that cannot work (unknown name, fraction out of range, an
-        argument the set does not take).
+    ConfigError : an option that cannot work (unknown name, fraction out of range, an
+        option the set does not take).
     DataError : a file that cannot be read, a bad cell, too few rows to fill the splits, or
         a value whose square ``dtype`` cannot hold (see ``_check_magnitudes``).
     """
-    _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task)
-    params = {
-        "n_samples": n_samples,
-        "noise": noise,
-        "n_classes": n_classes,
-        "n_features": n_features,
-    }
-    csv_options = {"path": path, "target": target, "task": task}
-    table = _read_table(name, seed, csv_options, params)
-    if name == "csv":
-        name = f"csv:{Path(path).name}"
+    if isinstance(name, DatasetSpec):
+        if options:
+            raise TypeError("pass a DatasetSpec or a name with options, not both")
+        spec = name
+    else:
+        spec = DatasetSpec(name, **options)
+    seed, dtype = spec.seed, spec.dtype
+    val_fraction, test_fraction, standardize = (
+        spec.val_fraction,
+        spec.test_fraction,
+        spec.standardize,
+    )
+    table = _read_table(spec)
+    name = f"csv:{Path(spec.path).name}" if spec.name == "csv" else spec.name
 
     is_classifier = table.class_names is not None
     labels = table.target if is_classifier else None
@@ -163,7 +148,7 @@ def load_dataset(
         X = _standardized(X, feature_mean, feature_scale)
     _check_magnitudes(X, table.feature_names, name, dtype, standardize)
     if is_classifier:
-        Y = encode_classes(table.target, len(table.class_names), n_outputs, dtype)
+        Y = encode_classes(table.target, len(table.class_names), spec.n_outputs, dtype)
         target_mean = target_scale = None
     else:
         Y = table.target[:, None]
@@ -230,38 +215,18 @@ def _check_magnitudes(A, columns, dataset_name, dtype, standardized):
     )
 
 
-def _check_arguments(name, seed, val_fraction, test_fraction, standardize, dtype, task):
-    """Raise ConfigError for the first argument that cannot work, before reading any data."""
-    if name not in DATASET_NAMES:
-        raise ConfigError(f"dataset.name must be one of {list(DATASET_NAMES)}, got {name!r}")
-    if not _is_int(seed) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not _is_real(value) or not 0 <= value < 1:
-            raise ConfigError(f"dataset.{key} must be a number in [0, 1), got {value!r}")
-    if val_fraction + test_fraction >= 1:
-        raise ConfigError(
-            f"dataset.val_fraction + dataset.test_fraction must be below 1 to leave train rows, "
-            f"got {val_fraction} + {test_fraction}"
-        )
-    if not isinstance(standardize, bool):
-        raise ConfigError(f"dataset.standardize must be true or false, got {standardize!r}")
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    if task not in TASKS:
-        raise ConfigError(f"dataset.task must be one of {list(TASKS)}, got {task!r}")
-
-
-def _read_table(name, seed, csv_options, params):
-    """All rows of ``name`` as a Table; an option the set does not take is a ConfigError."""
+def _read_table(spec):
+    """All rows of the spec's set as a Table; an option the set does not take is a ConfigError."""
+    name = spec.name
     if name != "csv":
-        for key, value in csv_options.items():
-            if value != CSV_DEFAULTS[key]:
+        for key in CSV_OPTIONS:
+            if getattr(spec, key) != _DEFAULTS[key]:
                 raise ConfigError(
                     f"dataset.{key} applies only to dataset 'csv', not {name!r}; remove it"
                 )
+    params = {key: getattr(spec, key) for key in GENERATED_OPTIONS}
     if name in GENERATED_NAMES:
-        return generate(name, seed, params)
+        return generate(name, spec.seed, params)
     for key, value in params.items():
         if value is not None:
             raise ConfigError(
@@ -269,9 +234,9 @@ def _read_table(name, seed, csv_options, params):
                 f"not {name!r}; remove it"
             )
     if name == "csv":
-        if csv_options["path"] is None:
+        if spec.path is None:
             raise ConfigError("dataset.path must name a CSV file when dataset.name is 'csv'")
-        return read_table(**csv_options)
+        return read_table(spec.path, spec.target, spec.task)
     if name == "digits28":
         return load_digits28()
     return load_builtin(name)
@@ -301,13 +266,3 @@ def _check_split_sizes(name, table, rows, val_fraction, test_fraction):
                 f"dataset {name!r} has {len(table.X)} row(s), too few for a non-empty {key} split "
                 f"with dataset.{key}_fraction={fraction}; add rows or raise the fraction"
             )
-
-
-def _is_int(value):
-    """True for a Python or NumPy integer, but not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_real(value):
-    """True for a Python or NumPy int or float, but not a bool."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)

@@ -1,15 +1,13 @@
-"""The NumPy MLP engine: layers, activations, losses, initialisers, SGD and the epoch loop.
+"""The NumPy MLP engine, the math of a network: layers, activations, losses, initialisers, metrics.
 
-It imports only NumPy and the standard library, so it can be used and tested without Hydra
-or MLflow.
+It imports only NumPy and the standard library (ruff's banned-api rules hold this), so it can
+be used and tested without Hydra or MLflow. Training it is ``runner.training``'s job.
 """
 
 from runner.engine.activations import ACTIVATIONS
 from runner.engine.initializers import INIT_CHOICES, INITIALIZERS
 from runner.engine.losses import LOSSES, default_loss_for
 from runner.engine.mlp import DTYPES, MLP
-from runner.engine.optim import SCHEDULES, SGD, scheduled_lr
-from runner.engine.train import EpochLoop
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,9 +16,5 @@ __all__ = [
     "INIT_CHOICES",
     "LOSSES",
     "MLP",
-    "SCHEDULES",
-    "SGD",
-    "EpochLoop",
     "default_loss_for",
-    "scheduled_lr",
 ]

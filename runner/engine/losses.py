@@ -110,13 +110,13 @@ def check_pairing(loss, output_activation, n_outputs):
         hint = {"softmax": "cross_entropy", "sigmoid": "bce"}.get(output_activation, "mse")
         raise ConfigError(
             f"loss {loss.name!r} needs a {loss.output_activation} output layer but the model's "
-            f"output activation is {output_activation!r}; use loss={hint} or set the output "
+            f"output activation is {output_activation!r}; use the {hint!r} loss or set the output "
             f"activation to {loss.output_activation}"
         )
     if loss.name == "cross_entropy" and n_outputs < 2:
         raise ConfigError(
             "loss 'cross_entropy' needs at least 2 outputs (softmax over one output is always 1); "
-            "for a single binary output use a sigmoid output with loss=bce"
+            "for a single binary output use a sigmoid output with the 'bce' loss"
         )
 
 

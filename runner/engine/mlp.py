@@ -366,7 +366,7 @@ def read_weights(path):
     """Read every array of an ``.npz`` without unpickling anything; errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; check the path (init_from=...)")
+        raise WeightsError(f"weights file {path} does not exist; check the path")
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):

@@ -73,7 +73,7 @@ def load_checkpoint(path):
     """Read a checkpoint: (TrainingState, extra). Errors name the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist; check resume=...")
+        raise WeightsError(f"checkpoint {path} does not exist; check the path")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

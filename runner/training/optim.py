@@ -1,12 +1,10 @@
-"""Minibatch SGD with momentum, Nesterov and L2 weight decay, and learning-rate schedules.
+"""Minibatch SGD with momentum, Nesterov and L2 weight decay.
 
 The optimizer updates the network's single flat parameter vector from its single flat
 gradient vector, so one step is two or three NumPy calls whatever the depth. Momentum follows
 PyTorch's convention (v ← μv + g; w ← w − lr·v), which stays correct when the learning rate
 changes between epochs.
 """
-
-import math
 
 import numpy as np
 
@@ -27,11 +25,11 @@ class SGD:
 
     def __init__(self, net, *, momentum=0.0, nesterov=False, weight_decay=0.0):
         if not 0.0 <= momentum < 1.0:
-            raise ConfigError(f"optimizer.momentum must be in [0, 1), got {momentum}")
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0.0:
-            raise ConfigError("optimizer.nesterov needs optimizer.momentum > 0, e.g. 0.9")
+            raise ConfigError("nesterov needs momentum > 0, e.g. 0.9")
         if weight_decay < 0.0:
-            raise ConfigError(f"optimizer.weight_decay must be >= 0, got {weight_decay}")
+            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         self.net = net
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
@@ -57,51 +55,3 @@ class SGD:
         # In place on the gradient buffer, which the next backward pass overwrites anyway.
         np.multiply(g, -lr, out=self.net.flat_grads)
         self.net.flat_params += self.net.flat_grads
-
-    def state_dict(self):
-        """What a checkpoint needs to continue bit-identically."""
-        return {} if self.velocity is None else {"velocity": self.velocity.copy()}
-
-    def load_state_dict(self, state):
-        if self.velocity is not None:
-            self.velocity[...] = state["velocity"]
-
-
-def constant_lr(base_lr, epoch, epochs, step_size, gamma, min_lr):
-    return base_lr
-
-
-def step_lr(base_lr, epoch, epochs, step_size, gamma, min_lr):
-    return base_lr * gamma ** (epoch // step_size)
-
-
-def exponential_lr(base_lr, epoch, epochs, step_size, gamma, min_lr):
-    return base_lr * gamma**epoch
-
-
-def cosine_lr(base_lr, epoch, epochs, step_size, gamma, min_lr):
-    return min_lr + (base_lr - min_lr) * (1.0 + math.cos(math.pi * epoch / max(epochs, 1))) / 2.0
-
-
-SCHEDULES = {
-    "constant": constant_lr,
-    "step": step_lr,
-    "exponential": exponential_lr,
-    "cosine": cosine_lr,
-}
-
-
-def scheduled_lr(schedule, base_lr, epoch, *, epochs, step_size=10, gamma=0.5, min_lr=0.0):
-    """The learning rate for a 0-based epoch, as a pure function of the epoch.
-
-    constant: base_lr. step: base_lr·γ^⌊epoch/step_size⌋. exponential: base_lr·γ^epoch.
-    cosine: min_lr + (base_lr − min_lr)(1 + cos(π·epoch/epochs))/2, PyTorch's
-    CosineAnnealingLR with T_max = epochs. Being pure, it needs no state in a checkpoint.
-    """
-    try:
-        rule = SCHEDULES[schedule]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"optimizer.schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}"
-        ) from None
-    return rule(base_lr, epoch, epochs, step_size, gamma, min_lr)

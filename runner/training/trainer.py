@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runner.engine.checkpoint import TrainingState
 from runner.engine.metrics import accuracy, r2, rmse
-from runner.engine.optim import scheduled_lr
-from runner.engine.train import EpochLoop
 from runner.errors import DivergenceError
+from runner.training.loop import EpochLoop
+from runner.training.schedules import scheduled_lr
+from runner.training.state import TrainingState
 
 
 @dataclass
@@ -87,14 +87,14 @@ class _DivergenceGuard:
             raise DivergenceError(
                 f"train loss became {value:.6g} at epoch {self.epoch}, step {step + 1} "
                 f"(first epoch's loss {self.reference:.6g}, lr {self.lr:g}); try a smaller lr "
-                f"or raise divergence_factor (now {self.factor:g})"
+                f"or a larger divergence factor (now {self.factor:g})"
             )
 
     def overflowed(self, err, dtype, where):
         """The error for arithmetic that left ``dtype``'s range: weights past saving."""
         return DivergenceError(
             f"training left the range of {dtype} in {where} ({err}, lr {self.lr:g}); try a "
-            f"smaller lr, or inputs on a smaller scale (dataset.standardize=true)"
+            f"smaller lr, or standardised inputs"
         )
 
 

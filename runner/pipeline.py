@@ -1,0 +1,460 @@
+"""One run, top to bottom: config → dataset → model → trainer → tracker → run → test → weights.
+
+``train(job)`` is the whole run as the command line starts it; read it first. ``prepare`` and
+``run`` are its two halves without the tracker, the checkpoints or the progress bar, so tests
+and notebooks can train a config directly. Hydra stays in ``__main__``: a ``Job`` arrives
+here as plain data. Every call into ``runner.tracking`` is in the marked section at the end.
+"""
+
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from runner.checkpointing import Checkpointer, checkpoint_path, find_checkpoint
+from runner.config import RunConfig, model_names_with_inputs, run_config_from_dict
+from runner.datasets import Dataset, load_dataset
+from runner.engine import MLP, default_loss_for
+from runner.engine.losses import check_pairing, get_loss
+from runner.errors import ConfigError, DivergenceError, WeightsError
+from runner.progress import Progress, format_metrics
+from runner.training import (
+    SGD,
+    FitResult,
+    Schedule,
+    Trainer,
+    TrainingState,
+    evaluate,
+    load_checkpoint,
+)
+
+log = logging.getLogger("runner")
+
+WEIGHTS_FILE = "weights.npz"
+
+# Words in the engine's messages → the config keys that set them, so that an error on the
+# command line names what to write there (the engine speaks only of its own arguments).
+CONFIG_KEYS = {
+    "momentum": "optimizer.momentum",
+    "nesterov": "optimizer.nesterov",
+    "weight_decay": "optimizer.weight_decay",
+    "schedule": "optimizer.schedule",
+    "divergence factor": "divergence_factor",
+    "standardised inputs": "standardised inputs (dataset.standardize=true)",
+}
+_ENGINE_WORDS = re.compile(r"\b(" + "|".join(map(re.escape, CONFIG_KEYS)) + r")\b")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+@dataclass
+class Job:
+    """A run as the entry point hands it over: the config and where Hydra put the run."""
+
+    cfg: RunConfig
+    config: dict  # the same config as plain data, resolved: logged and checkpointed
+    overrides: list  # the command line's overrides (Hydra's task overrides)
+    output_dir: Path
+    sweep_job: int | None = None  # the job's number in a sweep; None for a single run
+
+
+@dataclass
+class Parts:
+    """Everything a run trains, built and checked before the first step."""
+
+    dataset: Dataset
+    net: MLP
+    optimizer: SGD
+    loss: str  # the resolved loss name (never "auto")
+
+
+@dataclass
+class Resumed:
+    """A checkpoint to continue and the tracked run it belongs to."""
+
+    state: TrainingState
+    run_id: str | None
+    uri: str | None
+
+
+@dataclass
+class Outcome:
+    """What a finished run produced."""
+
+    net: MLP
+    dataset: Dataset
+    fit: FitResult
+    train_seconds: float  # wall time of the epochs alone, without set-up, test or saving
+    val_metrics: dict  # of the final weights
+    test_metrics: dict
+    weights_path: Path
+
+    @property
+    def objective(self):
+        """The final validation loss (train loss without a val split): what sweeps minimise."""
+        return self.val_metrics.get("val_loss", self.fit.history[-1]["train_loss"])
+
+
+def train(job: Job) -> float:
+    """Run one experiment as the command line asks; return its objective for sweepers."""
+    parent = parent_run() if job.sweep_job is not None else None
+    resumed = None
+    if job.cfg.resume:
+        job, resumed = load_resume(job)
+    elif job.cfg.tracking.enabled:
+        check_tracking_reachable(job.cfg, parent and parent["uri"])
+    cfg = job.cfg
+    parts = prepare(cfg)
+    log.info(parts.net.summary(cfg.model.name))
+    log_setup(cfg, parts)
+    tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
+    checkpointer = Checkpointer(
+        job.output_dir,
+        cfg.checkpoint.every_n_epochs,
+        cfg.checkpoint.min_interval_s,
+        describe=partial(describe_run, job, tracker),
+    )
+    steps = -(-parts.dataset.train.X.shape[0] // cfg.batch)
+    progress = Progress(cfg.epochs, steps, show_bar=cfg.progress)
+    try:
+        outcome = run(
+            cfg,
+            job.output_dir,
+            parts=parts,
+            resume=resumed and resumed.state,
+            on_epoch=_both(progress.on_epoch, tracker and tracker.log_epoch),
+            on_step=_step_callback(progress, tracker, cfg.tracking.log_every_n_steps, steps),
+            on_snapshot=checkpointer,
+        )
+    except BaseException as err:
+        progress.close()
+        killed = isinstance(err, KeyboardInterrupt | Terminated)
+        if tracker is not None:
+            end_tracker(tracker, err, killed)
+        if killed:
+            report_interrupt(err, checkpointer, tracker)
+        raise
+    progress.close()
+    checkpointer.write()
+    if outcome.fit.stopped_early:
+        log.info(f"early stopping: best val_loss at epoch {outcome.fit.best_epoch}")
+    epochs = len(outcome.fit.history) - (resumed.state.epoch if resumed else 0)
+    log.info(f"trained {epochs} epochs in {outcome.train_seconds:.3f} s")
+    log.info(f"test  {format_metrics(outcome.test_metrics)}")
+    log.info(f"weights written to {outcome.weights_path}")
+    if tracker is not None:
+        finish_tracker(tracker, outcome)
+    return outcome.objective
+
+
+def prepare(cfg: RunConfig) -> Parts:
+    """The data set, the network, its optimizer and the loss, checked before the first step."""
+    loss = resolve_loss(cfg)
+    dataset = load_dataset(
+        cfg.dataset.spec(seed=cfg.seed, n_outputs=cfg.model.layers[-1], dtype=cfg.dtype)
+    )
+    check_model_fits_data(cfg, dataset)  # load_dataset already refused a set without train rows
+    init_seed, _ = np.random.SeedSequence(cfg.seed).spawn(2)
+    net = build_model(cfg, np.random.default_rng(init_seed))
+    o = cfg.optimizer
+    with config_keys_in_errors():
+        optimizer = SGD(net, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    return Parts(dataset, net, optimizer, loss)
+
+
+def run(
+    cfg: RunConfig,
+    output_dir,
+    *,
+    parts=None,
+    resume=None,
+    on_epoch=None,
+    on_step=None,
+    on_snapshot=None,
+) -> Outcome:
+    """Train and test the model the config describes; write its weights to ``output_dir``.
+
+    parts : what ``prepare(cfg)`` built (built here when None).
+    resume : a TrainingState (from a checkpoint) to continue from instead of epoch 0.
+    on_epoch, on_step, on_snapshot : passed to ``Trainer.run``.
+    """
+    parts = parts or prepare(cfg)
+    trainer = build_trainer(cfg, parts)
+    if resume is not None:
+        trainer.restore(resume)
+    started = time.perf_counter()
+    with config_keys_in_errors():
+        fit = trainer.run(on_epoch=on_epoch, on_step=on_step, on_snapshot=on_snapshot)
+    train_seconds = time.perf_counter() - started
+    net, dataset, loss = parts.net, parts.dataset, parts.loss
+    scale = dataset.target_scale
+    val_metrics = evaluate(net, dataset.val, loss, task=dataset.task, target_scale=scale)
+    test_metrics = evaluate(
+        net, dataset.test, loss, task=dataset.task, target_scale=scale, prefix="test"
+    )
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = net.save(output_dir / WEIGHTS_FILE)
+    return Outcome(net, dataset, fit, train_seconds, val_metrics, test_metrics, weights_path)
+
+
+def resolve_loss(cfg: RunConfig):
+    """The loss name: ``auto`` becomes the one that fits the output activation."""
+    activations = cfg.model.layer_activations()
+    name = default_loss_for(activations[-1]) if cfg.loss.name == "auto" else cfg.loss.name
+    check_pairing(get_loss(name), activations[-1], cfg.model.layers[-1])
+    return name
+
+
+def check_model_fits_data(cfg: RunConfig, dataset):
+    """Refuse a model whose first or last layer does not match the data set."""
+    layers, name = list(cfg.model.layers), cfg.model.name
+    if layers[0] != dataset.n_features:
+        fitting = model_names_with_inputs(dataset.n_features)
+        hint = f"model={fitting[0]}" if fitting else f"model.layers=[{dataset.n_features}, ...]"
+        raise ConfigError(
+            f"model {name} takes {layers[0]} input features but dataset '{dataset.name}' has "
+            f"{dataset.n_features}; pick a model whose first layer is {dataset.n_features} "
+            f"(e.g. {hint})"
+        )
+    if layers[-1] != dataset.n_outputs:
+        what = (
+            f"{dataset.n_classes} classes"
+            if dataset.task == "classification"
+            else f"{dataset.n_outputs} regression target(s)"
+        )
+        raise ConfigError(
+            f"model {name} has {layers[-1]} outputs but dataset '{dataset.name}' has {what}; "
+            f"set model.layers=[{', '.join(map(str, layers[:-1]))}, {dataset.n_outputs}] "
+            f"or pick another model"
+        )
+
+
+def build_model(cfg: RunConfig, rng):
+    """The network the model config describes, from ``init_from``'s weights when set."""
+    m = cfg.model
+    net = MLP(
+        list(m.layers),
+        m.layer_activations(),
+        bias=m.bias,
+        init=m.init,
+        init_std=m.init_std,
+        dtype=cfg.dtype,
+        rng=rng,
+    )
+    if cfg.init_from:
+        try:
+            net.load_weights(cfg.init_from)
+        except WeightsError as err:
+            raise WeightsError(f"init_from={cfg.init_from}: {err}") from None
+    return net
+
+
+def build_trainer(cfg: RunConfig, parts: Parts):
+    """The Trainer for a config and what ``prepare`` built for it; batch order from the seed."""
+    _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    o, stopping = cfg.optimizer, cfg.early_stopping
+    return Trainer(
+        parts.net,
+        parts.optimizer,
+        parts.loss,
+        parts.dataset,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch,
+        schedule=Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
+        rng=np.random.default_rng(shuffle_seed),
+        shuffle=cfg.shuffle,
+        patience=stopping.patience,
+        min_delta=stopping.min_delta,
+        restore_best=stopping.restore_best,
+        divergence_factor=cfg.divergence_factor,
+    )
+
+
+@contextlib.contextmanager
+def config_keys_in_errors():
+    """Re-raise the engine's ConfigError or DivergenceError with config keys for its words."""
+    try:
+        yield
+    except (ConfigError, DivergenceError) as err:
+        message = _ENGINE_WORDS.sub(lambda match: CONFIG_KEYS[match[0]], str(err))
+        raise type(err)(message) from None
+
+
+def log_setup(cfg: RunConfig, parts: Parts):
+    dataset = parts.dataset
+    log.info(
+        f"dataset {dataset.name}: {dataset.train.X.shape[0]} train, {dataset.val.X.shape[0]} "
+        f"val, {dataset.test.X.shape[0]} test rows; loss {parts.loss}; batch {cfg.batch}, "
+        f"lr {cfg.lr:g}, {cfg.epochs} epochs, {cfg.dtype}"
+    )
+
+
+def load_resume(job: Job):
+    """The checkpoint that resume= names, and the job it continues, exactly as configured."""
+    others = [o for o in job.overrides if not o.startswith(("resume=", "hydra"))]
+    if others:
+        raise ConfigError(
+            f"resume= continues a run exactly as it was configured; drop the other overrides "
+            f"{others}"
+        )
+    path = find_checkpoint(job.cfg.resume, store_uri(job.cfg))
+    try:
+        state, extra = load_checkpoint(path)
+    except WeightsError as err:
+        raise WeightsError(f"resume={job.cfg.resume}: {err}") from None
+    cfg = run_config_from_dict(extra["config"])
+    if cfg.tracking.enabled and extra.get("uri"):
+        check_tracking_reachable(cfg, extra["uri"])
+    log.info(f"resuming {path} after epoch {state.epoch} of {cfg.epochs}")
+    resumed_job = replace(
+        job,
+        cfg=cfg,
+        config=extra["config"],
+        overrides=extra["overrides"],
+        output_dir=Path(extra["output_dir"]),
+    )
+    return resumed_job, Resumed(state, extra.get("run_id"), extra.get("uri"))
+
+
+def describe_run(job: Job, tracker):
+    """What a checkpoint stores beside the state; read at write time, once the run has an id."""
+    return {
+        "config": job.config,
+        "overrides": job.overrides,
+        "output_dir": str(job.output_dir.resolve()),
+        "run_id": tracker.run_id if tracker else None,
+        "uri": tracker.uri if tracker else None,
+    }
+
+
+def report_interrupt(err, checkpointer, tracker):
+    """Write the last completed epoch and end with the exact command that resumes it."""
+    path = checkpointer.write()
+    epoch = checkpointer.latest.epoch if checkpointer.latest else 0
+    signal_name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+    status = "; the MLflow run is marked KILLED" if tracker is not None else ""
+    log.error(f"{signal_name}: stopped after epoch {epoch}; checkpoint {path}{status}")
+    target = tracker.run_id if tracker is not None and tracker.run_id else path
+    log.error(f"Resume with: python -m runner resume={target}")
+
+
+def _both(first, second):
+    if second is None:
+        return first
+
+    def call(*args):
+        first(*args)
+        second(*args)
+
+    return call
+
+
+def _step_callback(progress, tracker, every_n, steps_per_epoch):
+    """Per-step hook: the bar on a terminal, the step loss every n steps; None when idle."""
+    log_steps = tracker is not None and every_n > 0
+    if not (progress.show_bar or log_steps):
+        return None
+
+    def on_step(epoch, step, loss):
+        if progress.show_bar:
+            progress.on_step(epoch, step, loss)
+        global_step = (epoch - 1) * steps_per_epoch + step + 1
+        if log_steps and global_step % every_n == 0:
+            tracker.log_metrics(global_step, {"train_step_loss": loss})
+
+    return on_step
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracking: every call into runner.tracking is below (and the tracker's methods used above:
+# log_epoch, log_metrics, run_id, uri). Nothing else in the pipeline imports it.
+
+
+def parent_run():
+    """The sweep's parent run this job belongs to ({"run_id", "uri", ...}), or None."""
+    from runner.tracking.sweep import sweep_parent
+
+    return sweep_parent()
+
+
+def end_open_sweep(status, reason):
+    """End a sweep's parent run that a crash or Ctrl-C left open (for ``__main__``)."""
+    from runner.tracking import sweep
+
+    sweep.end_open_sweep(status, reason)
+
+
+def store_uri(cfg: RunConfig):
+    """The MLflow store a run id in ``resume=`` is looked up in (never created by it)."""
+    from runner.tracking.client import resolve_uri
+
+    return resolve_uri(cfg.tracking.uri, create=False)
+
+
+def check_tracking_reachable(cfg: RunConfig, uri=None):
+    """Fail before training when the store the run logs to (``uri``, else the config's) is away."""
+    from runner.tracking.client import check_reachable, resolve_uri
+
+    check_reachable(uri or resolve_uri(cfg.tracking.uri))
+
+
+def start_tracker(job: Job, parts: Parts, resumed, parent):
+    """The Tracker that logs this run (live, or at its end), its worker started."""
+    from runner.tracking import tags
+    from runner.tracking.client import Tracker, start_message
+
+    cfg = job.cfg
+    sweep = {"parent": parent, "job": job.sweep_job} if parent else None
+    message = start_message(
+        cfg, job.config, job.overrides, parts.net, parts.dataset, parts.loss, sweep
+    )
+    message["tags"][tags.CHECKPOINT] = str(checkpoint_path(job.output_dir))
+    message["output_dir"] = str(job.output_dir.resolve())
+    if resumed:
+        message.update(resume_run_id=resumed.run_id, history=resumed.state.history)
+        message["uri"] = resumed.uri or message["uri"]
+    # A sweep's short jobs start their worker at once: overlapping its start-up with the
+    # job's own work is what makes parallel sweeps fast, and their throughput is what counts.
+    live_after_s = 0.0 if sweep else cfg.tracking.live_after_s
+    return Tracker(message, live_after_s)
+
+
+def end_tracker(tracker, err, killed):
+    """End the tracked run as KILLED (Ctrl-C, SIGTERM) or FAILED with the error as reason."""
+    reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
+    info = tracker.end("KILLED" if killed else "FAILED", reason)
+    if info and "path" in info:
+        report_tracked(info)
+
+
+def finish_tracker(tracker, outcome: Outcome):
+    """Log the final metrics and artifacts, and say where the run went."""
+    from runner.tracking.client import finish_message
+
+    log.info("logging the run to MLflow...")
+    try:
+        info = tracker.finish(finish_message(outcome))
+    except (KeyboardInterrupt, Terminated):
+        log.error("interrupted while logging: the tracking worker finishes the run by itself")
+        raise
+    report_tracked(info)
+
+
+def report_tracked(info):
+    """Where the run went, or, after an outage, where its unsent part waits for upload."""
+    if "path" not in info:
+        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+        return
+    log.warning(
+        f"MLflow at {info['uri']} did not come back ({info['reason']}); what it lacks of run "
+        f"{info['run_name']} is saved in {info['path']}"
+    )
+    log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
