@@ -115,6 +115,7 @@ def train(job: Job) -> float:
     log.info(parts.net.summary(cfg.model.name))
     log_setup(cfg, parts)
     tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
+    job.output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it; a caller may not have
     checkpointer = Checkpointer(
         job.output_dir,
         cfg.checkpoint.every_n_epochs,
@@ -123,14 +124,15 @@ def train(job: Job) -> float:
     )
     steps = -(-parts.dataset.train.X.shape[0] // cfg.batch)
     progress = Progress(cfg.epochs, steps, show_bar=cfg.progress)
+    on_epoch, on_step = progress_callbacks(progress, tracker, cfg.tracking.log_every_n_steps, steps)
     try:
         outcome = run(
             cfg,
             job.output_dir,
             parts=parts,
             resume=resumed and resumed.state,
-            on_epoch=_both(progress.on_epoch, tracker and tracker.log_epoch),
-            on_step=_step_callback(progress, tracker, cfg.tracking.log_every_n_steps, steps),
+            on_epoch=on_epoch,
+            on_step=on_step,
             on_snapshot=checkpointer,
         )
     except BaseException as err:
@@ -324,58 +326,9 @@ def load_resume(job: Job):
     return resumed_job, Resumed(state, extra.get("run_id"), extra.get("uri"))
 
 
-def describe_run(job: Job, tracker):
-    """What a checkpoint stores beside the state; read at write time, once the run has an id."""
-    return {
-        "config": job.config,
-        "overrides": job.overrides,
-        "output_dir": str(job.output_dir.resolve()),
-        "run_id": tracker.run_id if tracker else None,
-        "uri": tracker.uri if tracker else None,
-    }
-
-
-def report_interrupt(err, checkpointer, tracker):
-    """Write the last completed epoch and end with the exact command that resumes it."""
-    path = checkpointer.write()
-    epoch = checkpointer.latest.epoch if checkpointer.latest else 0
-    signal_name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
-    status = "; the MLflow run is marked KILLED" if tracker is not None else ""
-    log.error(f"{signal_name}: stopped after epoch {epoch}; checkpoint {path}{status}")
-    target = tracker.run_id if tracker is not None and tracker.run_id else path
-    log.error(f"Resume with: python -m runner resume={target}")
-
-
-def _both(first, second):
-    if second is None:
-        return first
-
-    def call(*args):
-        first(*args)
-        second(*args)
-
-    return call
-
-
-def _step_callback(progress, tracker, every_n, steps_per_epoch):
-    """Per-step hook: the bar on a terminal, the step loss every n steps; None when idle."""
-    log_steps = tracker is not None and every_n > 0
-    if not (progress.show_bar or log_steps):
-        return None
-
-    def on_step(epoch, step, loss):
-        if progress.show_bar:
-            progress.on_step(epoch, step, loss)
-        global_step = (epoch - 1) * steps_per_epoch + step + 1
-        if log_steps and global_step % every_n == 0:
-            tracker.log_metrics(global_step, {"train_step_loss": loss})
-
-    return on_step
-
-
 # ---------------------------------------------------------------------------------------------
-# Tracking: every call into runner.tracking is below (and the tracker's methods used above:
-# log_epoch, log_metrics, run_id, uri). Nothing else in the pipeline imports it.
+# Tracking: every call into runner.tracking, and every use of the Tracker, is below; train()
+# above only passes the tracker along. Nothing else in the pipeline imports runner.tracking.
 
 
 def parent_run():
@@ -458,3 +411,48 @@ def report_tracked(info):
         f"{info['run_name']} is saved in {info['path']}"
     )
     log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
+
+
+def describe_run(job: Job, tracker):
+    """What a checkpoint stores beside the state; read at write time, once the run has an id."""
+    return {
+        "config": job.config,
+        "overrides": job.overrides,
+        "output_dir": str(job.output_dir.resolve()),
+        "run_id": tracker.run_id if tracker else None,
+        "uri": tracker.uri if tracker else None,
+    }
+
+
+def report_interrupt(err, checkpointer, tracker):
+    """Write the last completed epoch and end with the exact command that resumes it."""
+    path = checkpointer.write()
+    epoch = checkpointer.latest.epoch if checkpointer.latest else 0
+    signal_name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+    status = "; the MLflow run is marked KILLED" if tracker is not None else ""
+    log.error(f"{signal_name}: stopped after epoch {epoch}; checkpoint {path}{status}")
+    target = tracker.run_id if tracker is not None and tracker.run_id else path
+    log.error(f"Resume with: python -m runner resume={target}")
+
+
+def progress_callbacks(progress, tracker, every_n, steps_per_epoch):
+    """(on_epoch, on_step) for the Trainer: the epoch lines and the bar, and the tracker's metrics.
+
+    on_step is None when nothing listens per step (no bar, no step losses logged), so the
+    loop skips the call.
+    """
+    log_steps = tracker is not None and every_n > 0
+
+    def on_epoch(epoch, metrics):
+        progress.on_epoch(epoch, metrics)
+        if tracker is not None:
+            tracker.log_epoch(epoch, metrics)
+
+    def on_step(epoch, step, loss):
+        if progress.show_bar:
+            progress.on_step(epoch, step, loss)
+        global_step = (epoch - 1) * steps_per_epoch + step + 1
+        if log_steps and global_step % every_n == 0:
+            tracker.log_metrics(global_step, {"train_step_loss": loss})
+
+    return on_epoch, (on_step if progress.show_bar or log_steps else None)

@@ -1,5 +1,6 @@
 """The training run as a whole: determinism, early stopping, divergence, weights in and out."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -9,6 +10,7 @@ from runner import pipeline
 from runner.engine import MLP
 from runner.errors import ConfigError, DivergenceError, WeightsError
 from runner.progress import Progress
+from runner.training import load_checkpoint
 from tests.helpers import compose_run_config
 
 
@@ -153,3 +155,20 @@ def test_an_overflow_is_divergence_not_a_runtime_warning(
             f"batch={batch}",
             "epochs=3",
         )
+
+
+def test_the_pipeline_runs_a_job_without_hydra(tmp_path):
+    # What __main__ hands over is plain data: the whole run, checkpoint included, needs no Hydra.
+    cfg = compose_run_config("epochs=3", "tracking.enabled=false")
+    job = pipeline.Job(cfg, dataclasses.asdict(cfg), ["epochs=3"], tmp_path / "run")
+    objective = pipeline.train(job)
+    state, extra = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert state.epoch == 3
+    assert objective == state.history[-1]["val_loss"]
+    assert extra == {
+        "config": job.config,
+        "overrides": ["epochs=3"],
+        "output_dir": str((tmp_path / "run").resolve()),
+        "run_id": None,
+        "uri": None,
+    }
