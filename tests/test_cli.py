@@ -150,8 +150,8 @@ def test_bad_input_fails_in_one_clear_message(case, args, named, tmp_path):
     result = run_cli("epochs=2", f"hydra.run.dir={tmp_path / 'run'}", *args, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    (line,) = output.strip().splitlines() or [""]  # the whole output is that one line
-    assert line.startswith("Error: ") and named in line, output
+    lines = output.strip().splitlines()  # the whole output is that one line
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and named in lines[0], output
     assert not (tmp_path / "run" / "weights.npz").exists()
     assert not (tmp_path / "the-pickle-ran").exists()
 
