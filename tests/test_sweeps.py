@@ -1,5 +1,6 @@
 """Sweeps with -m: parent and child runs in MLflow, parallel jobs, failures, Optuna."""
 
+import re
 import subprocess
 import sys
 
@@ -126,6 +127,25 @@ def test_optuna_sweep_runs_its_trials_as_children(project_dir):
     best = min(c.data.metrics["val_loss"] for c in children)
     assert parent.data.metrics["best_val_loss"] == best
     assert f"Best value: {best}" in result.stdout + result.stderr
+
+
+@pytest.mark.heavy
+def test_a_failed_job_scores_inf_for_the_sweeper(tmp_path):
+    # Both learning rates diverge: Optuna's best value is then what a failed job returns.
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna_search",
+        "hydra.sweeper.n_trials=2",
+        "lr=choice(100,200)",
+        "tracking.enabled=false",
+        *FAST,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.count("Error: train loss became") == 2, output
+    assert re.search(r"\] Best value: inf$", result.stdout, re.MULTILINE), output
 
 
 def test_a_crashed_sweep_ends_its_parent_failed(project_dir):
