@@ -30,10 +30,15 @@ register_configs()
 STARTED = []
 
 
+def compose_config(*overrides):
+    """The DictConfig Hydra composes for ``python -m runner <overrides>``, not yet validated."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
 def compose_run_config(*overrides):
     """The validated RunConfig that ``python -m runner <overrides>`` would train."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_run_config(compose("config", overrides=list(overrides)))
+    return to_run_config(compose_config(*overrides))
 
 
 def start_process(command, *, env=None, **popen):
