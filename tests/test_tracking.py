@@ -1,10 +1,8 @@
 """Runs tracked in real MLflow stores and read back with MlflowClient, as a person reviews them."""
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -16,7 +14,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import MlflowServer, run_cli, start_cli_until
+from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +93,7 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
 
     # The README's `mlflow models predict` command serves the same numbers from a CSV.
     rows.head(3).to_csv(project_dir / "rows.csv", index=False)
-    served = subprocess.run(
+    served = run_command(
         [
             sys.executable,
             "-m",
@@ -112,11 +110,9 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
             "local",
         ],
         cwd=project_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri},
+        env={"MLFLOW_TRACKING_URI": client.tracking_uri},
     )
+    assert served.returncode == 0, served.stderr
     predictions = json.loads(served.stdout.strip().splitlines()[-1])["predictions"]
     np.testing.assert_allclose(
         [list(row.values()) for row in predictions], net.predict(scaled.test.X[:3]), rtol=1e-12
@@ -160,12 +156,6 @@ def test_per_step_losses_are_logged_when_asked(project_dir):
     assert sorted(steps) == list(range(1, 10))
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path, migrated_store):
     """A real `mlflow server` on 127.0.0.1 with a temporary backend, stopped after the test."""
@@ -197,9 +187,11 @@ def test_round_trip_through_a_real_mlflow_server(tmp_path, mlflow_server, fluent
 
 
 def test_an_unreachable_server_fails_fast_before_training(tmp_path):
-    uri = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    result = run_cli(cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    with socket.socket() as closed:  # bound, not listening: refuses, and no one can take it
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        started = time.monotonic()
+        result = run_cli(cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
     assert time.monotonic() - started < 15
     assert result.returncode == 1
     output = result.stdout + result.stderr
