@@ -236,7 +236,10 @@ def cli():
         end_open_sweep("KILLED", "the sweep was interrupted")
         raise
     except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
-        end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
+        if err.code in (130, 143):  # a job's Ctrl-C or SIGTERM (main() turned it into an exit)
+            end_open_sweep("KILLED", "the sweep was interrupted")
+        else:
+            end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
         raise
     except BaseException as err:
         end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")

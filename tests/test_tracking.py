@@ -1,8 +1,10 @@
 """Runs tracked in real MLflow stores and read back with MlflowClient, as a person reviews them."""
 
 import json
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -14,7 +16,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until
+from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +222,38 @@ def test_a_hard_killed_run_ends_failed_not_running(project_dir):
     (run,) = runs
     assert run.info.status == "FAILED"
     assert "ended without finishing" in run.data.tags["failure_reason"]
+
+
+def test_a_run_longer_than_live_after_s_is_in_the_store_while_it_trains(project_dir):
+    # Bounded: a few thousand epochs of digits, stopped by the test long before the end.
+    epochs = 3000
+    with (project_dir / "output.txt").open("w") as output:
+        process = start_process(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "model=mlp_64_128_64_10",
+                "dataset=digits",
+                f"epochs={epochs}",
+                "tracking.log_model=false",
+                "tracking.live_after_s=2",
+            ],
+            cwd=project_dir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    client, deadline = store_client(project_dir), time.monotonic() + 120
+    runs = None
+    while not runs:
+        assert process.poll() is None, "the run ended before it appeared in the store"
+        assert time.monotonic() < deadline, "the run never appeared in the store"
+        experiment = client.get_experiment_by_name("runner")
+        runs = experiment and client.search_runs([experiment.experiment_id])
+        time.sleep(0.3)
+    process.send_signal(signal.SIGINT)  # the run is in the store: is it still training?
+    assert process.wait(timeout=120) == 130
+    text = (project_dir / "output.txt").read_text()
+    stopped = re.search(r"Ctrl-C: stopped after epoch (\d+)", text)
+    assert stopped and int(stopped.group(1)) < epochs, text[-2000:]
+    assert only_run(client).info.status == "KILLED"
