@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers import REPO, read_until, start_process
 
@@ -88,3 +89,13 @@ def test_environment_is_clean():
 """
     )
     result.assert_outcomes(passed=1)
+
+
+def test_ci_runs_hypothesis_derandomized():
+    ci = settings.get_profile("ci")
+    assert ci.derandomize and ci.max_examples == 200
+    assert not settings.get_profile("dev").derandomize  # developers fuzz at random
+    commands = [
+        line for line in (REPO / ".ci" / "run").read_text().splitlines() if "pytest" in line
+    ]
+    assert commands and all("--hypothesis-profile=ci" in line for line in commands), commands

@@ -3,7 +3,8 @@
 Every example ends one of two ways: it trains (or composes), or it raises an error the runner
 prints as one line (a RunnerError, or one of Hydra's few composition errors). Anything else
 (KeyError, TypeError, a pandas error, a RuntimeWarning, a hang) is a bug. The example count
-comes from the hypothesis profile in conftest.py: 200 under CI, 50 otherwise.
+comes from the hypothesis profile in conftest.py: the same 200 in CI (.ci/run passes
+--hypothesis-profile=ci), 50 new random ones otherwise.
 """
 
 import dataclasses
