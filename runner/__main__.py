@@ -79,9 +79,12 @@ def cli():
         pipeline.end_open_sweep("KILLED", "the sweep was interrupted")
         raise
     except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
-        pipeline.end_open_sweep(
-            "FAILED", f"the sweep stopped with exit code {err.code}; see its output"
-        )
+        if err.code in (130, 143):  # a job's Ctrl-C or SIGTERM (main() turned it into an exit)
+            pipeline.end_open_sweep("KILLED", "the sweep was interrupted")
+        else:
+            pipeline.end_open_sweep(
+                "FAILED", f"the sweep stopped with exit code {err.code}; see its output"
+            )
         raise
     except BaseException as err:
         pipeline.end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")

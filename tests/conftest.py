@@ -1,4 +1,5 @@
-"""Shared fixtures: hypothesis profiles and a strict-warnings guard for numerical code."""
+"""Shared fixtures: hypothesis profiles, a clean environment, no process left behind, and a
+strict-warnings guard for numerical code."""
 
 import os
 import warnings
@@ -6,10 +7,39 @@ import warnings
 import pytest
 from hypothesis import settings
 
-# CI runs more examples; a developer's default run stays quick.
-settings.register_profile("ci", max_examples=200, deadline=None)
+from tests.helpers import kill_started
+
+pytest_plugins = ("pytester",)  # tests/test_fixtures.py runs pytest inside pytest
+
+# CI (.ci/run) passes --hypothesis-profile=ci: the same 200 examples on every run, so a CI
+# failure is never luck. A developer's default run fuzzes: 50 new random examples each time.
+# `pytest --hypothesis-profile=fuzz` digs deeper (500 random examples per property).
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None)
 settings.register_profile("dev", max_examples=50, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile("fuzz", max_examples=500, deadline=None)
+settings.load_profile("dev")
+
+# Variables of the developer's shell that would redirect or change the runs under test:
+# MLFLOW_TRACKING_URI would send them to a team server, HYDRA_FULL_ERROR changes the output.
+FOREIGN_PREFIXES = ("MLFLOW_", "HYDRA_", "RUNNER_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_environment():
+    """Remove MLFLOW_*, HYDRA_* and RUNNER_* variables for the whole session."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(FOREIGN_PREFIXES):
+                patch.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def kill_started_processes():
+    """Kill the process group of everything the test started (tests/helpers.start_process),
+    whether the test passed or failed."""
+    yield
+    kill_started()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import pytest
 
 from runner.engine import MLP
 from runner.errors import WeightsError
+from tests.helpers import pickle_bomb
 
 ACTS = ["relu", "relu", "softmax"]
 
@@ -54,9 +55,14 @@ def test_missing_key_is_named(tmp_path):
 
 def test_pickled_object_array_is_refused(tmp_path):
     path = tmp_path / "evil.npz"
-    np.savez(path, W1=np.array([{"x": 1}], dtype=object))
-    with pytest.raises(WeightsError, match="pickled"):
+    bomb, marker = pickle_bomb(tmp_path)
+    np.savez(path, W1=bomb)
+    # The message, not the folder name: pytest's folder for this test holds "pickled" too.
+    with pytest.raises(
+        WeightsError, match=r"evil\.npz holds pickled objects, which runner refuses"
+    ):
         MLP.load(path, ["relu"])
+    assert not marker.exists(), "loading the weights ran the pickle inside them"
 
 
 def test_missing_file_and_garbage_are_clear(tmp_path):

@@ -1,5 +1,7 @@
 """Sweeps with -m: parent and child runs in MLflow, parallel jobs, failures, Optuna."""
 
+import re
+import signal
 import subprocess
 import sys
 
@@ -7,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, start_cli_until
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +128,43 @@ def test_optuna_sweep_runs_its_trials_as_children(project_dir):
     best = min(c.data.metrics["val_loss"] for c in children)
     assert parent.data.metrics["best_val_loss"] == best
     assert f"Best value: {best}" in result.stdout + result.stderr
+
+
+@pytest.mark.heavy
+def test_a_failed_job_scores_inf_for_the_sweeper(tmp_path):
+    # Both learning rates diverge: Optuna's best value is then what a failed job returns.
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna_search",
+        "hydra.sweeper.n_trials=2",
+        "lr=choice(100,200)",
+        "tracking.enabled=false",
+        *FAST,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.count("Error: train loss became") == 2, output
+    assert re.search(r"\] Best value: inf$", result.stdout, re.MULTILINE), output
+
+
+def test_ctrl_c_ends_a_sweep_and_its_running_job_killed(project_dir):
+    process, _ = start_cli_until(
+        "-m",
+        "seed=0,1,2",
+        "epochs=20000",  # bounded, and far more than the test lets it train
+        "tracking.log_model=false",
+        cwd=project_dir,
+        pattern=r"epoch +100/",
+    )
+    process.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal: the launching process
+    output = process.stdout.read()
+    assert process.wait(timeout=120) == 130, output
+    assert "Traceback" not in output, output
+    _, parent, children = sweep_runs(project_dir)
+    assert parent.info.status == "KILLED", parent.data.tags.get("failure_reason")
+    assert [c.info.status for c in children] == ["KILLED"]  # the other jobs never started
 
 
 def test_a_crashed_sweep_ends_its_parent_failed(project_dir):

@@ -1,7 +1,7 @@
 """Runs tracked in real MLflow stores and read back with MlflowClient, as a person reviews them."""
 
 import json
-import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import MlflowServer, run_cli, start_cli_until
+from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
 
     # The README's `mlflow models predict` command serves the same numbers from a CSV.
     rows.head(3).to_csv(project_dir / "rows.csv", index=False)
-    served = subprocess.run(
+    served = run_command(
         [
             sys.executable,
             "-m",
@@ -112,11 +112,9 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
             "local",
         ],
         cwd=project_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri},
+        env={"MLFLOW_TRACKING_URI": client.tracking_uri},
     )
+    assert served.returncode == 0, served.stderr
     predictions = json.loads(served.stdout.strip().splitlines()[-1])["predictions"]
     np.testing.assert_allclose(
         [list(row.values()) for row in predictions], net.predict(scaled.test.X[:3]), rtol=1e-12
@@ -160,12 +158,6 @@ def test_per_step_losses_are_logged_when_asked(project_dir):
     assert sorted(steps) == list(range(1, 10))
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path, migrated_store):
     """A real `mlflow server` on 127.0.0.1 with a temporary backend, stopped after the test."""
@@ -197,9 +189,11 @@ def test_round_trip_through_a_real_mlflow_server(tmp_path, mlflow_server, fluent
 
 
 def test_an_unreachable_server_fails_fast_before_training(tmp_path):
-    uri = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    result = run_cli(cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    with socket.socket() as closed:  # bound, not listening: refuses, and no one can take it
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        started = time.monotonic()
+        result = run_cli(cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
     assert time.monotonic() - started < 15
     assert result.returncode == 1
     output = result.stdout + result.stderr
@@ -228,3 +222,38 @@ def test_a_hard_killed_run_ends_failed_not_running(project_dir):
     (run,) = runs
     assert run.info.status == "FAILED"
     assert "ended without finishing" in run.data.tags["failure_reason"]
+
+
+def test_a_run_longer_than_live_after_s_is_in_the_store_while_it_trains(project_dir):
+    # Bounded: a few thousand epochs of digits, stopped by the test long before the end.
+    epochs = 3000
+    with (project_dir / "output.txt").open("w") as output:
+        process = start_process(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "model=mlp_64_128_64_10",
+                "dataset=digits",
+                f"epochs={epochs}",
+                "tracking.log_model=false",
+                "tracking.live_after_s=2",
+            ],
+            cwd=project_dir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    client, deadline = store_client(project_dir), time.monotonic() + 120
+    runs = None
+    while not runs:
+        assert process.poll() is None, "the run ended before it appeared in the store"
+        assert time.monotonic() < deadline, "the run never appeared in the store"
+        experiment = client.get_experiment_by_name("runner")
+        runs = experiment and client.search_runs([experiment.experiment_id])
+        time.sleep(0.3)
+    process.send_signal(signal.SIGINT)  # the run is in the store: is it still training?
+    assert process.wait(timeout=120) == 130
+    text = (project_dir / "output.txt").read_text()
+    stopped = re.search(r"Ctrl-C: stopped after epoch (\d+)", text)
+    assert stopped and int(stopped.group(1)) < epochs, text[-2000:]
+    assert only_run(client).info.status == "KILLED"

@@ -1,8 +1,10 @@
 """The training side of tracking: URIs, reachability, run names, params. No MLflow import."""
 
+import http.server
 import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -42,18 +44,15 @@ def test_flatten_gives_dotted_keys():
     }
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_closed_port_is_reported_at_once_naming_the_uri():
-    uri = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    with pytest.raises(TrackingError, match=f"{uri} is not reachable"):
-        check_reachable(uri)
-    assert time.monotonic() - started < 15
+    # A port bound but not listening refuses connections, and no other process can take it.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match=f"{uri} is not reachable"):
+            check_reachable(uri)
+        assert time.monotonic() - started < 15
 
 
 def test_a_server_that_never_answers_is_reported_within_15_seconds():
@@ -72,5 +71,33 @@ def test_a_server_that_never_answers_is_reported_within_15_seconds():
             connection.close()
 
 
-def test_local_stores_need_no_network_check():
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_server_that_answers_is_reachable_whatever_it_answers(status):
+    asked = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Health) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            check_reachable(f"http://127.0.0.1:{server.server_address[1]}/")
+        finally:
+            server.shutdown()
+    assert asked == ["/health"]
+
+
+def test_local_stores_need_no_network_check(monkeypatch):
+    def no_network(*args, **kwargs):
+        pytest.fail(f"check_reachable asked the network: {args}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
     check_reachable("sqlite:////nonexistent/store.db")
+    check_reachable("file:///nonexistent/mlruns")

@@ -9,6 +9,7 @@ checkpoint intact, and read with ``allow_pickle=False``.
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         info = json.loads(str(arrays.pop("info")))
-    except (ValueError, KeyError, OSError, EOFError) as err:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise WeightsError(f"{path} is not a runner checkpoint ({err})") from None
     if info.get("format") != FORMAT:
         raise WeightsError(f"{path} has checkpoint format {info.get('format')}, not {FORMAT}")
