@@ -189,6 +189,8 @@ def main(argv=None):
                 (f"basic: tracked sweep ≤ {AIM_TRACKED_BASIC_S:g} s (aim)", tracked,
                  AIM_TRACKED_BASIC_S, f"{tracked:.1f} s")
             )  # fmt: skip
+    speedup = best["basic-tracked"]["seconds"] / best["joblib-tracked"]["seconds"]
+    print(f"  tracked, joblib is {speedup:.2f}× faster than basic (information)")
     targets.append(
         (f"optuna {args.trials} trials ≤ {AIM_OPTUNA_S:g} s (aim)", optuna["seconds"],
          AIM_OPTUNA_S, f"{optuna['seconds']:.1f} s")
