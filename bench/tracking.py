@@ -12,7 +12,8 @@ time to the first epoch line and as wall time. Targets (medians):
 - tracked training time ≤ 1.05× untracked, for short runs (default-1000, digits-steps) and for
   a digits run of ≥ 60 s, which the default config logs live (it trains longer than
   ``tracking.live_after_s``). Its epochs are calibrated at the start, from an untracked run,
-  so that its training lasts about 65 s on this machine.
+  so that its training lasts about 75 s on this machine (the margin absorbs the load
+  changing between the calibration and the runs).
 
     python -m bench.tracking [--quick] [--repeats N] [--long-repeats N] [--json PATH]
 
@@ -50,6 +51,7 @@ MAX_TRAIN_RATIO = 1.05  # tracked ÷ untracked training time
 MAX_WALL_RATIO = 2.0  # tracked ÷ untracked wall time of the default run
 MAX_FIRST_EPOCH_S = 3.0  # start of the tracked default run → its first epoch line
 LONG_TRAIN_S = 60.0  # the long case trains at least this long
+CALIBRATION_MARGIN = 1.25  # its epochs aim this much above LONG_TRAIN_S
 BUSY_LOAD = 1.0  # on 2 cores, a load of 1 means another job holds one of them
 UNTRACKED = ("tracking.enabled=false",)
 FINISHING = "logging the run to MLflow..."  # printed just before the wait for the worker
@@ -140,9 +142,9 @@ def run_once(overrides, workdir):
 
 
 def calibrate_epochs(workdir, seconds, probe_epochs=100):
-    """Epochs of the long digits case that train about ``seconds`` (+10 %), untracked."""
+    """Epochs of the long digits case that train about ``seconds`` (+25 %), untracked."""
     probe = run_once([*DIGITS, f"epochs={probe_epochs}", *UNTRACKED], workdir)
-    return math.ceil(probe_epochs * 1.1 * seconds / probe["train"])
+    return math.ceil(probe_epochs * CALIBRATION_MARGIN * seconds / probe["train"])
 
 
 def summarize(samples):
@@ -300,7 +302,8 @@ def main(argv=None):
         print(f"store created and imports warmed in {time.perf_counter() - started:.1f} s")
         long_s = 3.0 if args.quick else LONG_TRAIN_S
         epochs = calibrate_epochs(workdir, long_s)
-        print(f"long digits case: {epochs} epochs to train about {long_s * 1.1:.0f} s")
+        aim = long_s * CALIBRATION_MARGIN
+        print(f"long digits case: {epochs} epochs to train about {aim:.0f} s")
         results = [
             bench_case(
                 dataclasses.replace(case, overrides=(*case.overrides, f"epochs={epochs}")),
