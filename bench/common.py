@@ -1,4 +1,5 @@
-"""What a benchmark must report besides its timings: the machine, its BLAS, and the BLAS peak.
+"""What a benchmark must report besides its timings (the machine, its BLAS, and the BLAS peak),
+and how the runner benchmarks start ``python -m runner`` and read its training time.
 
 A samples/s figure means little without the CPU, thread count and BLAS library behind it, and
 a training GFLOP/s figure means little without the peak that same BLAS reaches on one large
@@ -10,6 +11,8 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import re
+import sys
 import time
 
 import numpy as np
@@ -140,3 +143,25 @@ def argument_parser(description):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     return parser
+
+
+# What the runner prints after its epochs: the wall time of the epochs alone.
+TRAINED = re.compile(r"trained (\d+) epochs in ([0-9.]+) s")
+
+
+def runner_env():
+    """The environment for a benchmarked ``python -m runner``: unbuffered output, the default
+    store in its working directory, and Hydra's short error messages."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def runner_command(*overrides):
+    return [sys.executable, "-m", "runner", *overrides]
+
+
+def verdict(value, limit):
+    """PASS when ``value`` is at most ``limit``: every target here is an upper bound."""
+    return "PASS" if value <= limit else "MISS"
