@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Optional CI step: what tests/test_scaleout.py needs for its PostgreSQL test. Idempotent:
-# apt runs only when initdb is missing (Debian's postgresql, ~25 s to install when absent),
-# then a PostgreSQL driver for MLflow goes into the active virtualenv (~2 s).
-# Ray is not installed here: hydra-ray-launcher pins cloudpickle<3, which would downgrade
-# what joblib and MLflow use in the project's environment (docs/scale-out.md).
+# What tests/test_scaleout.py needs from the system, which a fresh machine lacks: PostgreSQL
+# (the team server's database) and SLURM with munge (a one-node cluster the test starts).
+# Idempotent: apt runs only when a tool is missing. The Python side is in the `test` extra;
+# Ray is not, and gets a virtualenv of its own (.ci/run, docs/scale-out.md).
 set -euo pipefail
 
+packages=()
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+for tool in munged slurmctld slurmd sbatch; do
+  command -v "$tool" >/dev/null || { packages+=(munge slurmctld slurmd slurm-client); break; }
+done
+if [ "${#packages[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends postgresql
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
 fi
-# SQLAlchemy 2.1 reads postgresql:// as psycopg (3); the test names its driver explicitly.
-python -m pip install -q "psycopg[binary]>=3.1"

@@ -1,9 +1,11 @@
-"""Beyond one machine: sweeps into a PostgreSQL-backed `mlflow server`, and through Ray.
+"""Beyond one machine: sweeps into a PostgreSQL-backed `mlflow server`, on Ray and on SLURM.
 
 Each test starts what it needs (a throwaway PostgreSQL cluster and an `mlflow server` on
-127.0.0.1, a token-protected Ray head) and stops it afterwards, pass or fail. A test skips,
-saying why, when PostgreSQL's binaries, a psycopg driver, Ray or Hydra's Ray launcher are not
-installed; .ci/install-scaleout.sh installs the PostgreSQL side. See docs/scale-out.md.
+127.0.0.1, a token-protected Ray head, a one-node SLURM cluster) and stops it afterwards, pass
+or fail. Where a tool is missing (PostgreSQL, a psycopg driver, Ray and its Hydra launcher,
+submitit's launcher, SLURM's daemons) a test skips, saying why, except in CI (CI=true), where
+that is a failure: .ci/run installs all of them (.ci/install-scaleout.sh) and runs the Ray
+tests, marked `ray`, in a virtualenv of their own. See docs/scale-out.md.
 """
 
 import glob
@@ -29,19 +31,33 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.slow
 
 FAST = ("epochs=2", "tracking.log_model=false")
+# The sweep each launcher runs: four jobs, every epoch's metrics checked in the store.
+SEEDS, EPOCHS = (0, 1, 2, 3), 3
+SWEEP = (f"seed={','.join(map(str, SEEDS))}", f"epochs={EPOCHS}", "tracking.log_model=false")
+# A whole sweep through Ray or SLURM, PostgreSQL's start included, on 2 loaded cores.
+SWEEP_TIMEOUT = 540
+
+
+def require(available, reason):
+    """Skip the test when a tool is missing; in CI (CI=true) fail instead: it must run there."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run this test (.ci/run installs what it needs)")
+    pytest.skip(reason)
+
+
+def installed(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def skip_unless_ci(reason):
-    """Skip on a developer's machine; fail under CI, where the README promises this test runs."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the PostgreSQL test, but {reason}")
-    pytest.skip(reason)
 
 
 def postgres_bin():
@@ -111,17 +127,16 @@ def postgres():
     user, in a folder under /tmp it can reach (pytest's tmp_path is private to root).
     """
     bindir = postgres_bin()
-    if bindir is None:
-        skip_unless_ci("PostgreSQL is not installed (no initdb/pg_ctl; .ci/install-scaleout.sh)")
+    require(bindir, "PostgreSQL is not installed (no initdb/pg_ctl); run .ci/install-scaleout.sh")
     driver = postgres_driver()
-    if driver is None:
-        skip_unless_ci("no PostgreSQL driver for MLflow: pip install 'psycopg[binary]'")
+    require(driver, "no PostgreSQL driver for MLflow: pip install 'psycopg[binary]'")
     as_user = []
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            skip_unless_ci("running as root and there is no `postgres` user to run PostgreSQL as")
+            owner = None
+        require(owner, "running as root and there is no `postgres` user to run PostgreSQL as")
         as_user = ["runuser", "-u", "postgres", "--"]
     root = Path(tempfile.mkdtemp(prefix="runner-pg-"))
     password = secrets.token_hex(16)
@@ -194,19 +209,40 @@ def sweep_runs(uri, experiment):
     return client, parent, children
 
 
-def assert_two_finished_children(uri, experiment, launcher):
+def assert_sweep_complete(uri, experiment, launcher, param, values, epochs):
+    """One FINISHED parent whose children are FINISHED, one per value, each with every epoch."""
     client, parent, children = sweep_runs(uri, experiment)
     assert parent.info.status == "FINISHED"
     assert parent.data.params["sweep.launcher"] == launcher
     reasons = [c.data.tags.get("failure_reason") for c in children]
-    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"], reasons
-    assert sorted(c.data.params["batch"] for c in children) == ["16", "32"]
+    assert [c.info.status for c in children] == ["FINISHED"] * len(values), reasons
+    assert sorted(c.data.params[param] for c in children) == sorted(map(str, values))
     for child in children:
-        history = client.get_metric_history(child.info.run_id, "val_loss")
-        assert sorted(m.step for m in history) == [1, 2]
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(child.info.run_id, key)
+            assert sorted(m.step for m in history) == list(range(1, epochs + 1)), key
         assert "test_accuracy" in child.data.metrics
     assert parent.data.tags["best_child_run_id"] in {c.info.run_id for c in children}
     assert "results.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def run_sweep(tmp_path, team_server, launcher, experiment, *overrides, env=None):
+    """Run the four-job sweep with hydra/launcher=<launcher> into the team server."""
+    result = run_cli(
+        "-m",
+        f"hydra/launcher={launcher}",
+        *overrides,
+        *SWEEP,
+        f"experiment={experiment}",
+        # In the config, which travels with each job: remote workers see neither this
+        # shell's MLFLOW_TRACKING_URI nor its working directory.
+        f"tracking.uri={team_server}",
+        cwd=tmp_path,
+        timeout=SWEEP_TIMEOUT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert_sweep_complete(team_server, experiment, launcher, "seed", SEEDS, EPOCHS)
 
 
 def test_sweep_into_a_postgres_backed_team_server(tmp_path, team_server):
@@ -221,11 +257,21 @@ def test_sweep_into_a_postgres_backed_team_server(tmp_path, team_server):
     )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to a local store
-    assert_two_finished_children(team_server, "team", "basic")
+    assert_sweep_complete(team_server, "team", "basic", "batch", (16, 32), 2)
+
+
+@pytest.fixture(scope="module")
+def ray_launcher():
+    """Module-scoped so it is checked before the team server starts: no PostgreSQL for a skip."""
+    require(
+        installed("ray") and installed("hydra_plugins.hydra_ray_launcher"),
+        "Ray or Hydra's Ray launcher is not installed: pip install -e '.[ray,test]' in a "
+        "virtualenv of its own (docs/scale-out.md)",
+    )
 
 
 @pytest.fixture
-def ray_head():
+def ray_head(ray_launcher):
     """A Ray head on this machine with token auth, stopped after the test; yields its env.
 
     Started with --block in its own session so that teardown stops this head and nothing
@@ -233,8 +279,6 @@ def ray_head():
     interface: --node-ip-address only sets the address it advertises, and its GCS listens on
     all of them, so the head demands a random token (Ray's default since 2.5x).
     """
-    pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray[default]'")
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install hydra-ray-launcher")
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     # Short: Ray puts Unix sockets under it, and their paths must stay under 108 bytes.
     temp_dir = tempfile.mkdtemp(prefix="ray-")
@@ -254,14 +298,15 @@ def ray_head():
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"ray head did not start; see {temp_dir}/head.log")
+                    tail = (Path(temp_dir) / "head.log").read_text(errors="replace")[-3000:]
+                    pytest.fail(f"ray head did not start; its log ends:\n{tail}")
                 time.sleep(0.5)
         yield {"address": f"127.0.0.1:{port}", "env": env}
     finally:
@@ -269,25 +314,171 @@ def ray_head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-# Checked before any fixture runs, so that no PostgreSQL starts for a test that would skip.
-@pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None
-    or importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
-    reason="Ray or Hydra's Ray launcher is not installed; see docs/scale-out.md",
-)
-def test_sweep_on_a_ray_head_into_the_team_server(tmp_path, ray_head, team_server):
-    result = run_cli(
-        "-m",
+@pytest.mark.ray
+@pytest.mark.timeout(SWEEP_TIMEOUT + 60)
+def test_sweep_on_a_private_ray_into_the_team_server(tmp_path, ray_launcher, team_server):
+    # Hydra's local mode: the launcher's ray.init() starts Ray inside the command and stops
+    # it at the end.
+    run_sweep(tmp_path, team_server, "ray", "team-ray-local", env={"RAY_USAGE_STATS_ENABLED": "0"})
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(SWEEP_TIMEOUT + 60)
+def test_sweep_on_a_ray_cluster_into_the_team_server(tmp_path, ray_head, team_server):
+    run_sweep(
+        tmp_path,
+        team_server,
         # The preset joins a running cluster and hands jobs the sweep's parent run.
-        "hydra/launcher=ray_cluster",
+        "ray_cluster",
+        "team-ray-cluster",
         f"hydra.launcher.ray.init.address={ray_head['address']}",
-        "batch=16,32",
-        *FAST,
-        "experiment=team-ray",
-        f"tracking.uri={team_server}",
-        cwd=tmp_path,
-        timeout=300,
         env=ray_head["env"],
     )
-    assert result.returncode == 0, result.stderr
-    assert_two_finished_children(team_server, "team-ray", "ray_cluster")
+
+
+@pytest.fixture(scope="module")
+def submitit_launcher():
+    require(
+        installed("hydra_plugins.hydra_submitit_launcher"),
+        "Hydra's submitit launcher is not installed: pip install -e '.[slurm]'",
+    )
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(SWEEP_TIMEOUT + 60)
+def test_sweep_through_submitit_locally_into_the_team_server(
+    tmp_path, submitit_launcher, team_server
+):
+    # Each job is a separate Python process started by submitit, as on a SLURM node.
+    run_sweep(tmp_path, team_server, "submitit_local", "team-submitit")
+
+
+SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scancel")
+
+
+def slurm_conf(folder, ports, munge_socket):
+    """A slurm.conf for one node, this machine, every daemon bound to 127.0.0.1.
+
+    No accounting database (sacct then fails, and submitit reads results from its folder
+    instead); no cgroups (containers rarely allow them): processes are tracked by parentage.
+    """
+    cpus = len(os.sched_getaffinity(0))
+    return "\n".join(
+        [
+            "ClusterName=runnerci",
+            f"SlurmctldHost={socket.gethostname()}(127.0.0.1)",
+            f"SlurmctldPort={ports[0]}",
+            f"SlurmdPort={ports[1]}",
+            # Listen on the configured 127.0.0.1, not on every interface.
+            "CommunicationParameters=NoInAddrAny,NoCtldInAddrAny",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            f"AuthInfo=socket={munge_socket}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            f"StateSaveLocation={folder / 'state'}",
+            f"SlurmdSpoolDir={folder / 'spool'}",
+            f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
+            f"SlurmdPidFile={folder / 'slurmd.pid'}",
+            f"SlurmctldLogFile={folder / 'slurmctld.log'}",
+            f"SlurmdLogFile={folder / 'slurmd.log'}",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_CPU",
+            "MpiDefault=none",
+            "ReturnToService=2",
+            f"NodeName=runnerci NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
+            "PartitionName=debug Nodes=runnerci Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
+
+
+@pytest.fixture
+def slurm_cluster(submitit_launcher):
+    """A one-node SLURM cluster (munged, slurmctld, slurmd) on 127.0.0.1; yields its env.
+
+    Everything lives in a private folder with its own munge key and socket, so it neither
+    needs nor touches a SLURM or munge set up on the machine. slurmd must be root to start
+    jobs. Jobs left over are cancelled before the daemons stop.
+    """
+    missing = [tool for tool in SLURM_TOOLS if shutil.which(tool) is None]
+    require(
+        not missing,
+        f"SLURM is not installed (no {', '.join(missing)}); run .ci/install-scaleout.sh",
+    )
+    require(os.geteuid() == 0, "a SLURM cluster's slurmd must run as root")
+    # Short: the munge socket's path must stay under 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="slurm-"))
+    for sub in ("state", "spool"):
+        (folder / sub).mkdir()
+    key, munge_socket = folder / "munge.key", folder / "munge.socket"
+    key.write_bytes(secrets.token_bytes(1024))
+    key.chmod(0o400)
+    conf = folder / "slurm.conf"
+    conf.write_text(slurm_conf(folder, (free_port(), free_port()), munge_socket))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    daemons = []
+
+    def start(name, *command):
+        log = (folder / f"{name}.out").open("w")
+        daemons.append(
+            subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        )
+
+    try:
+        start(
+            "munged",
+            "munged",
+            "--foreground",
+            "--force",  # as root, and a socket folder under /tmp
+            f"--key-file={key}",
+            f"--socket={munge_socket}",
+            f"--pid-file={folder / 'munged.pid'}",
+            f"--seed-file={folder / 'munged.seed'}",
+        )
+        start("slurmctld", "slurmctld", "-D", "-f", str(conf))
+        start("slurmd", "slurmd", "-D", "-N", "runnerci", "-f", str(conf))
+        deadline = time.monotonic() + 120
+        while True:
+            state = subprocess.run(
+                ["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True
+            ).stdout.strip()
+            if state == "idle":
+                break
+            if any(d.poll() is not None for d in daemons) or time.monotonic() > deadline:
+                logs = [folder / f"{n}.log" for n in ("slurmctld", "slurmd")]
+                tails = [p.read_text(errors="replace")[-1500:] for p in logs if p.exists()]
+                pytest.fail(
+                    f"SLURM did not come up (node {state!r}); logs end:\n" + "\n".join(tails)
+                )
+            time.sleep(0.5)
+        yield {"SLURM_CONF": str(conf)}
+    finally:
+        subprocess.run(
+            ["scancel", "--full", f"--user={os.geteuid()}"], env=env, capture_output=True
+        )
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and subprocess.run(
+                ["squeue", "-h"], env=env, capture_output=True, text=True
+            ).stdout.strip()
+        ):
+            time.sleep(0.5)
+        for daemon in reversed(daemons):
+            stop_group(daemon)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(SWEEP_TIMEOUT + 60)
+def test_sweep_on_a_slurm_cluster_into_the_team_server(tmp_path, slurm_cluster, team_server):
+    # The preset runs the sweep as one job array on the cluster's default partition.
+    run_sweep(tmp_path, team_server, "slurm_cluster", "team-slurm", env=slurm_cluster)
