@@ -62,6 +62,18 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def check_finished(original):
+    """Only a finished run has final weights and whole histories to reproduce."""
+    status = original.run.info.status
+    if status != "FINISHED":
+        hint = (
+            f"resume it first: python -m runner resume={original.run_id}"
+            if status in ("KILLED", "FAILED") and tags.CHECKPOINT in original.tags
+            else "rerun a finished run"
+        )
+        raise TrackingError(f"run {original.run_id} is {status}, not FINISHED; {hint}")
+
+
 def kept_overrides(original):
     """The original's overrides, without those the rerun sets itself."""
     return [o for o in original.overrides if not o.lstrip("+~").startswith(NOT_PINNED)]
@@ -239,6 +251,7 @@ def main(argv=None):
     try:
         uri, client = connect(args.tracking_uri)
         original = load_run(client, uri, args.run_id)
+        check_finished(original)
         env = environment_for(original)
         overrides = kept_overrides(original)
         overrides += pins(original, compose(overrides, env))

@@ -67,9 +67,17 @@ class RunInfo:
     client: object
     uri: str
     run: object  # mlflow.entities.Run
-    config: dict
-    overrides: list
     _workdir: tempfile.TemporaryDirectory = field(default=None, repr=False)
+
+    @cached_property
+    def config(self):
+        """The resolved config the run trained with, as a nested dict (``config.yaml``)."""
+        return yaml.safe_load(self._read_text("config.yaml")) or {}
+
+    @cached_property
+    def overrides(self):
+        """The overrides it was started with (``overrides.yaml``), e.g. ['epochs=5']."""
+        return yaml.safe_load(self._read_text("overrides.yaml")) or []
 
     @property
     def run_id(self):
@@ -143,11 +151,15 @@ class RunInfo:
     @cached_property
     def weights(self):
         """{array name: ndarray} of the final weights.npz."""
-        path = self._download("weights.npz")
+        path = self._download("weights.npz", "only a finished run logs its final weights")
         with np.load(path) as data:
             return {key: data[key] for key in data.files}
 
-    def _download(self, artifact):
+    def _read_text(self, artifact):
+        hint = "every run of python -m runner logs one; a sweep's parent run has none"
+        return Path(self._download(artifact, hint)).read_text()
+
+    def _download(self, artifact, hint):
         if self._workdir is None:
             self._workdir = tempfile.TemporaryDirectory(prefix="runner-runinfo-")
         try:
@@ -155,7 +167,7 @@ class RunInfo:
         except Exception as err:  # MLflow raises several types for a missing artifact
             raise TrackingError(
                 f"run {self.run_id} has no {artifact} artifact in {self.uri} "
-                f"({type(err).__name__}); only a finished run logs one"
+                f"({type(err).__name__}); {hint}"
             ) from None
 
 
@@ -177,14 +189,9 @@ def load_run(client, uri, run_id):
                 f"to the store that holds it"
             ) from None
         raise TrackingError(f"cannot read run {run_id} from {uri}: {one_line(err)}") from None
-    info = RunInfo(client, uri, run, config={}, overrides=[])
-    info.config = yaml.safe_load(_read_text(info, "config.yaml")) or {}
-    info.overrides = yaml.safe_load(_read_text(info, "overrides.yaml")) or []
+    info = RunInfo(client, uri, run)
+    info.config  # noqa: B018  read now: a run without one is refused before any work
     return info
-
-
-def _read_text(info, artifact):
-    return Path(info._download(artifact)).read_text()
 
 
 def flatten(config, prefix=""):
