@@ -105,6 +105,7 @@ def test_a_run_against_itself_has_no_differences(project):
     assert result.stdout.splitlines()[-1].startswith("no differences")
 
 
+@pytest.mark.heavy  # an MLflow server's start-up costs tens of seconds on a busy machine
 def test_diff_through_a_tracking_server(project, tmp_path):
     workdir, runs = project
     local = json.loads(diff(runs["seed0"], runs["wide"], "--json", cwd=workdir).stdout)

@@ -66,41 +66,69 @@ def interrupted_and_resumed(workdir):
     return run_id
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, migrated_store):
-    """A project folder with one finished run of each kind, in its outputs/mlflow.db."""
-    workdir = tmp_path_factory.mktemp("rerun")
-    (workdir / "outputs").mkdir()
-    shutil.copy(migrated_store, workdir / "outputs" / "mlflow.db")
-    write_csv(workdir / "data.csv")
+def sweep_child(workdir):
+    """The second job (seed=1) of a two-job sweep: its overrides come from the sweep."""
     sweep = run_cli("-m", "seed=0,1", "epochs=3", *FAST, cwd=workdir)
     assert sweep.returncode == 0, sweep.stderr
     client = MlflowClient(f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("runner").experiment_id
-    children = [r for r in client.search_runs([experiment]) if "runner.sweep_job" in r.data.tags]
-    runs = {
-        "default": train(workdir, "epochs=5"),
-        "float32 momentum": train(
-            workdir, "dtype=float32", "optimizer=momentum", "lr=0.05", "epochs=8", *FAST
-        ),
-        "sweep child": next(c.info.run_id for c in children if c.data.params["seed"] == "1"),
-        "resumed": interrupted_and_resumed(workdir),
-        "csv": train(
-            workdir,
-            "dataset=csv",
-            "dataset.path=data.csv",
-            "dataset.target=label",
-            "epochs=5",
-            *FAST,
-        ),
-    }
-    return workdir, client, runs
+    (child,) = [
+        r
+        for r in client.search_runs([experiment])
+        if "runner.sweep_job" in r.data.tags and r.data.params["seed"] == "1"
+    ]
+    return child.info.run_id
 
 
-@pytest.mark.parametrize("kind", ["default", "float32 momentum", "sweep child", "resumed", "csv"])
+CSV = ("dataset=csv", "dataset.path=data.csv", "dataset.target=label")
+ORIGINALS = {
+    "default": lambda workdir: train(workdir, "epochs=5"),
+    "float32 momentum": lambda workdir: train(
+        workdir, "dtype=float32", "optimizer=momentum", "lr=0.05", "epochs=8", *FAST
+    ),
+    "sweep child": sweep_child,
+    "resumed": interrupted_and_resumed,
+    "csv": lambda workdir: train(workdir, *CSV, "epochs=5", *FAST),
+}
+
+
+class Project:
+    """A project folder whose outputs/mlflow.db gets each kind of original run once, on demand."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.client = MlflowClient(f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}")
+        self._runs = {}
+
+    def run(self, kind):
+        if kind not in self._runs:
+            self._runs[kind] = ORIGINALS[kind](self.workdir)
+        return self._runs[kind]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, migrated_store):
+    workdir = tmp_path_factory.mktemp("rerun")
+    (workdir / "outputs").mkdir()
+    shutil.copy(migrated_store, workdir / "outputs" / "mlflow.db")
+    write_csv(workdir / "data.csv")
+    return Project(workdir)
+
+
+# A sweep and an interrupted run cost the most: they run with the heavy tests.
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "default",
+        "float32 momentum",
+        pytest.param("sweep child", marks=pytest.mark.heavy),
+        pytest.param("resumed", marks=pytest.mark.heavy),
+        "csv",
+    ],
+)
 def test_rerun_verify_reports_identical(project, kind, tmp_path):
-    workdir, client, runs = project
-    original = runs[kind]
+    workdir, client = project.workdir, project.client
+    original = project.run(kind)
     result = rerun(original, "--verify", cwd=workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical: weights SHA-256" in result.stdout
@@ -125,7 +153,7 @@ def test_rerun_verify_reports_identical(project, kind, tmp_path):
 
 
 def test_rerun_names_the_digest_of_a_changed_csv(project):
-    workdir, client, _ = project
+    workdir, client = project.workdir, project.client
     write_csv(workdir / "changing.csv")
     overrides = ("dataset=csv", "dataset.path=changing.csv", "dataset.target=label", "epochs=2")
     original = train(workdir, *overrides, *FAST)
@@ -150,17 +178,16 @@ def test_rerun_names_the_digest_of_a_changed_csv(project):
 
 def test_verify_names_the_first_epoch_and_array_that_differ(project):
     """Two real runs one ulp apart in one place: verify says where."""
-    workdir, client, runs = project
-    uri, client = connect(f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}")
-    original = load_run(client, uri, runs["default"])
-    other = load_run(client, uri, runs["default"])
+    uri, client = connect(f"sqlite:///{project.workdir / 'outputs' / 'mlflow.db'}")
+    default = project.run("default")
+    original, other = load_run(client, uri, default), load_run(client, uri, default)
     last_epoch, value = other.histories["val_loss"][-1]
     other.histories["val_loss"][-1] = (last_epoch, np.nextafter(value, np.inf))
     with pytest.raises(Mismatch, match=rf"the metrics part at epoch {last_epoch}: val_loss"):
         verify(original, other)
     assert first_difference(original, other)[0] == last_epoch
 
-    other = load_run(client, uri, runs["default"])
+    other = load_run(client, uri, default)
     for key in original.weights:
         changed = {k: v.copy() for k, v in original.weights.items()}
         changed[key].flat[-1] = np.nextafter(changed[key].flat[-1], np.inf)
@@ -172,9 +199,8 @@ def test_verify_names_the_first_epoch_and_array_that_differ(project):
 
 def test_keys_the_overrides_no_longer_give_are_pinned(project):
     """A conf/ file changed since the run: its logged values go on the command line."""
-    workdir, _, runs = project
-    uri, client = connect(f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}")
-    original = load_run(client, uri, runs["csv"])
+    uri, client = connect(f"sqlite:///{project.workdir / 'outputs' / 'mlflow.db'}")
+    original = load_run(client, uri, project.run("csv"))
     today = copy.deepcopy(original.config)
     assert pins(original, today) == []
     today["model"]["layers"] = [4, 16, 3]
@@ -196,12 +222,13 @@ def test_keys_the_overrides_no_longer_give_are_pinned(project):
     assert {k: v for k, v in composed.items() if k not in NOT_PINNED} == logged
 
 
+@pytest.mark.heavy  # an MLflow server's start-up costs tens of seconds on a busy machine
 def test_rerun_through_a_tracking_server(project, tmp_path):
-    workdir, _, runs = project
+    workdir = project.workdir
     server = MlflowServer(tmp_path, workdir / "outputs" / "mlflow.db").start()
     try:
         result = rerun(
-            runs["float32 momentum"], "--verify", "--tracking-uri", server.uri, cwd=workdir
+            project.run("float32 momentum"), "--verify", "--tracking-uri", server.uri, cwd=workdir
         )
     finally:
         server.stop()
