@@ -32,7 +32,6 @@ from runner.tracking.runinfo import (
     weights_digest,
 )
 
-RERUN_OF = "runner.rerun_of"
 # Config keys the rerun sets itself: the store is passed as MLFLOW_TRACKING_URI, and a rerun
 # starts from scratch even when the original was resumed.
 NOT_PINNED = ("tracking.uri", "resume")
@@ -256,7 +255,7 @@ def main(argv=None):
         overrides = kept_overrides(original)
         overrides += pins(original, compose(overrides, env))
         rerun_id = train_again(overrides, env)
-        client.set_tag(rerun_id, RERUN_OF, original.run_id)
+        client.set_tag(rerun_id, tags.RERUN_OF, original.run_id)
         print(f"rerun of {original.run_id}: run {rerun_id} in {uri}")
         rerun = load_run(client, uri, rerun_id)
         check_data(original, rerun)
