@@ -248,3 +248,14 @@ def test_unknown_run_and_unreachable_store_are_one_line(project_dir):
     assert down.returncode == 2
     assert down.stderr.startswith("Error: MLflow tracking server http://127.0.0.1:9 is not reach")
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_that_did_not_finish_is_refused(project_dir):
+    client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
+    experiment = client.create_experiment("runner", (project_dir / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    client.log_text(run_id, "seed: 0\n", "config.yaml")
+    client.set_terminated(run_id, "KILLED")
+    result = rerun(run_id, cwd=project_dir)
+    assert result.returncode == 2
+    assert result.stderr == f"Error: run {run_id} is KILLED, not FINISHED; rerun a finished run\n"
