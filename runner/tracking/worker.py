@@ -33,6 +33,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
+from threadpoolctl import threadpool_info
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
@@ -323,6 +324,14 @@ def source_tags():
 
 def version_tags():
     tags = {"version.python": platform.python_version()}
+    # The BLAS NumPy calls and the CPU kernels it chose: its floating-point results depend on both.
+    tags.update(
+        {
+            f"version.blas.{p['internal_api']}": f"{p['version']} {p.get('architecture')}"
+            for p in threadpool_info()
+            if p["user_api"] == "blas"
+        }
+    )
     for name in LIBRARIES:
         try:
             tags[f"version.{name}"] = importlib.metadata.version(name)
