@@ -9,6 +9,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -23,15 +24,16 @@ from runner.engine.checkpoint import load_checkpoint
 from runner.errors import ConfigError, RunnerError
 from runner.overrides import check_overrides
 from runner.progress import Progress, format_metrics
-from runner.tracking import tags
+from runner.sweeps import console
+from runner.sweeps.callback import end_open_sweep, sweep_job, sweep_parent
+from runner.tracking import messages
 from runner.tracking.client import (
-    Tracker,
     check_reachable,
-    finish_message,
+    describe_run,
     resolve_uri,
-    start_message,
+    stop_worker,
+    tracking_worker,
 )
-from runner.tracking.sweep import end_open_sweep, sweep_parent
 
 log = logging.getLogger("runner")
 
@@ -52,8 +54,18 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     signal.signal(signal.SIGTERM, _raise_terminated)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if not cfg.tracking.enabled:
+        stop_worker()  # the one cli() started in case
+    if in_sweep:
+        console.quiet_job_console()
+    elif not OmegaConf.select(cfg, "epoch_lines", default=True):
+        console.hide_epoch_lines()
+    started, overrides = time.monotonic(), list(hydra_cfg.overrides.task)
+    status, objective = "FAILED", None
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+        objective = train(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
+        status = "FINISHED"
+        return objective
     except RunnerError as err:
         log.error(f"Error: {err}")
         if in_sweep:
@@ -65,20 +77,28 @@ def main(cfg: DictConfig) -> float:
         log.exception(f"job {hydra_cfg.job.num} failed: {type(err).__name__}: {err}")
         return math.inf
     except KeyboardInterrupt:
+        status = "KILLED"
         sys.exit(130)  # train() has printed how to resume
     except Terminated:
+        status = "KILLED"
         sys.exit(143)
+    finally:
+        if in_sweep:
+            seconds = time.monotonic() - started
+            console.log_job_line(hydra_cfg.job.num, overrides, status, objective, seconds)
 
 
 def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     run_cfg = to_run_config(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    parent = sweep_parent() if HydraConfig.get().mode == RunMode.MULTIRUN else None
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    parent = sweep_parent() if in_sweep else None
     resume = None
     if run_cfg.resume:
         run_cfg, config, output_dir, overrides, resume = load_resume(run_cfg, overrides)
-    elif run_cfg.tracking.enabled:
-        check_reachable(parent["uri"] if parent else resolve_uri(run_cfg.tracking.uri))
+    elif run_cfg.tracking.enabled and not parent:
+        # A sweep's start checked its server; a job meeting an outage keeps its metrics.
+        check_reachable(resolve_uri(run_cfg.tracking.uri))
     dataset, net, optimizer, loss = prepared = experiment.prepare(run_cfg)
     log.info(net.summary(run_cfg.model.name))
     log.info(
@@ -100,17 +120,25 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         },
     )
     if run_cfg.tracking.enabled:
-        sweep = {"parent": parent, "job": HydraConfig.get().job.num} if parent else None
-        message = start_message(run_cfg, config, overrides, net, dataset, loss, sweep)
-        message["tags"][tags.CHECKPOINT] = str(checkpointer.path)
-        message["output_dir"] = str(output_dir.resolve())
-        if resume:
-            message.update(resume_run_id=resume["run_id"], history=resume["state"].history)
-            message["uri"] = resume["uri"] or message["uri"]
-        # A sweep's short jobs start their worker at once: overlapping its start-up with the
-        # job's own work is what makes parallel sweeps fast, and their throughput is what counts.
-        live_after_s = 0.0 if sweep else run_cfg.tracking.live_after_s
-        tracker = Tracker(message, live_after_s)
+        uri = parent["uri"] if parent else resolve_uri(run_cfg.tracking.uri)
+        start = describe_run(
+            config=config,
+            overrides=overrides,
+            net=net,
+            model_name=run_cfg.model.name,
+            dataset=dataset,
+            loss=loss,
+            uri=(resume and resume["uri"]) or uri,
+            experiment=run_cfg.experiment,
+            log_model=run_cfg.tracking.log_model,
+            outage_wait_s=run_cfg.tracking.outage_wait_s,
+            output_dir=output_dir.resolve(),
+            checkpoint_path=checkpointer.path,
+            sweep=sweep_job(parent, HydraConfig.get().job.num) if parent else None,
+            resume_run_id=resume and resume["run_id"],
+            history=resume["state"].history if resume else (),
+        )
+        tracker = tracking_worker().start_run(start)
     steps = -(-dataset.train.X.shape[0] // run_cfg.batch)
     progress = Progress(run_cfg.epochs, steps, show_bar=run_cfg.progress)
     try:
@@ -128,8 +156,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
         killed = isinstance(err, KeyboardInterrupt | Terminated)
         if tracker is not None:
             reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
-            info = tracker.end("KILLED" if killed else "FAILED", reason)
-            if info and "path" in info:
+            info = tracker.end("KILLED" if killed else "FAILED", reason, wait=not in_sweep)
+            if isinstance(info, messages.Unsent):
                 report_tracked(info)
         if killed:
             report_interrupt(err, checkpointer, tracker)
@@ -143,9 +171,16 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     log.info(f"test  {format_metrics(outcome.test_metrics)}")
     log.info(f"weights written to {outcome.weights_path}")
     if tracker is not None:
+        final = dict(outcome.test_metrics)
+        if outcome.fit.best_epoch is not None:
+            final["best_epoch"] = outcome.fit.best_epoch
+        step = len(outcome.fit.history)
+        if in_sweep:  # logged while the next job trains; the sweep's end waits for it
+            tracker.finish(outcome.weights_path, final, step, wait=False)
+            return outcome.objective
         log.info("logging the run to MLflow...")
         try:
-            info = tracker.finish(finish_message(outcome))
+            info = tracker.finish(outcome.weights_path, final, step)
         except (KeyboardInterrupt, Terminated):
             log.error("interrupted while logging: the tracking worker finishes the run by itself")
             raise
@@ -153,16 +188,17 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list) -> float:
     return outcome.objective
 
 
-def report_tracked(info):
+def report_tracked(reply):
     """Where the run went, or, after an outage, where its unsent part waits for upload."""
-    if "path" not in info:
-        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+    info = reply.info
+    if not isinstance(reply, messages.Unsent):
+        log.info(f"MLflow run {info.run_name} ({info.run_id}) in {info.uri}")
         return
     log.warning(
-        f"MLflow at {info['uri']} did not come back ({info['reason']}); what it lacks of run "
-        f"{info['run_name']} is saved in {info['path']}"
+        f"MLflow at {info.uri} did not come back ({reply.reason}); what it lacks of run "
+        f"{info.run_name} is saved in {reply.path}"
     )
-    log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
+    log.warning(f"Upload it later with: python -m runner.tracking.upload {reply.path}")
 
 
 def load_resume(run_cfg, overrides):
@@ -223,6 +259,13 @@ def _step_callback(progress, tracker, every_n, steps_per_epoch):
     return on_step
 
 
+def _may_be_tracked(args):
+    """A single run that may be tracked: its worker starts before Hydra composes the config."""
+    return not any(
+        a in ("-m", "--multirun", "tracking.enabled=false") or a.startswith("-") for a in args
+    )
+
+
 def cli():
     """Refuse overrides that could run code, run Hydra, and end a crashed sweep's parent run."""
     try:
@@ -230,13 +273,18 @@ def cli():
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(1)
+    if _may_be_tracked(sys.argv[1:]):
+        tracking_worker()  # MLflow's start-up overlaps Hydra's and the data's
     try:
         main()
     except KeyboardInterrupt:
         end_open_sweep("KILLED", "the sweep was interrupted")
         raise
     except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
-        end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
+        if err.code in (130, 143):  # a job's Ctrl-C or SIGTERM ends the sweep
+            end_open_sweep("KILLED", "the sweep was interrupted")
+        else:
+            end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}; see its output")
         raise
     except BaseException as err:
         end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")

@@ -22,7 +22,6 @@ RUN = (
     "lr=0.01",
     "tracking.log_model=false",
     "experiment=outage",
-    "tracking.live_after_s=0",  # the worker logs during training, when the server goes away
 )
 KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from runner import experiment
-from runner.tracking.client import start_message
+from runner.tracking.client import describe_run
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -25,11 +25,20 @@ def start(project_dir):
     """The start message of a default run, logging to the project's store."""
     run_cfg = compose_run_config("tracking.log_model=false")
     dataset, net, _, loss = experiment.prepare(run_cfg)
-    message = start_message(run_cfg, dataclasses.asdict(run_cfg), [], net, dataset, loss)
-    message["uri"] = f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}"
-    message["artifact_root"] = (project_dir / "outputs" / "artifacts").as_uri()
-    message["output_dir"] = str(project_dir)
-    yield message
+    yield describe_run(
+        config=dataclasses.asdict(run_cfg),
+        overrides=[],
+        net=net,
+        model_name=run_cfg.model.name,
+        dataset=dataset,
+        loss=loss,
+        uri=f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}",
+        experiment="runner",
+        log_model=False,
+        outage_wait_s=10.0,
+        output_dir=project_dir,
+        checkpoint_path=project_dir / "checkpoint.npz",
+    )
     mlflow.set_tracking_uri(None)
 
 
@@ -67,13 +76,13 @@ def test_a_resume_sends_what_a_half_logged_epoch_lacks_and_nothing_twice(start):
     first.end("KILLED", "interrupted")
 
     history = [epoch_metrics(epoch) for epoch in (1, 2, 3, 4)]
-    resumed = RunSession({**start, "resume_run_id": first.run_id, "history": history})
+    resumed = RunSession(dataclasses.replace(start, resume_run_id=first.run_id, history=history))
     resumed.open()
     resumed.log_metrics(step_rows(41, 60, RESUMED))  # epoch 5 again from its start: steps 41-60
     resumed.log_metrics(rows(5, epoch_metrics(5), RESUMED))
     resumed.end("KILLED", "interrupted again")
 
-    client = MlflowClient(start["uri"])
+    client = MlflowClient(start.uri)
     for key in EPOCH_KEYS:
         assert logged_steps(client, first.run_id, key) == [1, 2, 3, 4, 5], key
         values = {m.step: m.value for m in client.get_metric_history(first.run_id, key)}

@@ -5,3 +5,4 @@ SWEEP_JOB = "runner.sweep_job"  # on each child: the job's number in the sweep
 OVERRIDES = "runner.overrides"  # on each child: its Hydra overrides
 CHECKPOINT = "runner.checkpoint"  # the run's checkpoint.npz, for resume=<run id>
 BLAS_THREADS = "runner.blas_threads"  # BLAS threads the training process used
+PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: a sweep job's run names the sweep's run
