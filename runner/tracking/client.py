@@ -215,8 +215,6 @@ class TrackingWorker:
         try:
             while True:
                 reply = pickle.load(self.process.stdout)
-                if isinstance(reply, messages.Ready):
-                    continue
                 run = self.runs.get(reply.run)
                 if run is not None:
                     run.receive(reply)

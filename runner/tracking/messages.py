@@ -2,9 +2,10 @@
 
 A training process sends, for each run, ``Start`` once, ``Metrics`` any number of times, then
 ``Finish`` or ``End``; runs follow one another on the same pipe, each tagged with its number
-(``run``). The worker answers ``Ready`` once MLflow is imported, then per run ``Started``,
-and finally ``Done``, ``Unsent`` or ``Failed``. Both sides import only this module (NumPy and
-the standard library), so neither spells a key the other must match.
+(``run``). The worker answers per run ``Started`` once the run exists (its first one also
+means the worker's start-up is over), and finally ``Done``, ``Unsent`` or ``Failed``. Both
+sides import only this module (NumPy and the standard library), so neither spells a key the
+other must match.
 """
 
 import json
@@ -130,11 +131,6 @@ class RunInfo:
     experiment_id: str | None
     uri: str
     run_name: str
-
-
-@dataclass(frozen=True)
-class Ready:
-    """MLflow is imported: the worker's start-up is over."""
 
 
 @dataclass(frozen=True)

@@ -162,9 +162,9 @@ class RunSession:
         if active is not None and active.info.run_id == self.run_id:
             return
         mlflow.set_tracking_uri(self.start.uri)
-        if active is not None:  # an earlier run of this worker that an outage left open
-            mlflow.end_run()
-        mlflow.start_run(run_id=self.run_id)
+        # Nested above a run that an outage left active: ending that one here would mark it
+        # FINISHED before its upload.
+        mlflow.start_run(run_id=self.run_id, nested=active is not None)
 
     def _log_inputs(self):
         data = self.start.data
@@ -462,5 +462,4 @@ def main(incoming, reply):
     """Entered by ``python -m runner.tracking`` once it reads stdin; MLflow is imported here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    reply(messages.Ready())
     return serve(incoming, reply)
