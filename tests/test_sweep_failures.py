@@ -71,15 +71,18 @@ def job_training(client, job):
     return check
 
 
-def assert_complete(client, run, epochs, artifacts=("weights.npz", "loss_curve.png")):
-    """FINISHED, every epoch of every metric, the test metrics and the artifacts."""
+def assert_complete(client, run, epochs, with_model=False):
+    """FINISHED, every epoch of every metric, the test metrics, the artifacts, the model."""
     assert run.info.status == "FINISHED", run.data.tags.get("failure_reason")
     run_id = run.info.run_id
     for key in EPOCH_KEYS:
         steps = sorted(m.step for m in client.get_metric_history(run_id, key))
         assert steps == list(range(1, epochs + 1)), key
-    assert "test_accuracy" in client.get_run(run_id).data.metrics
-    assert set(artifacts) <= {a.path for a in client.list_artifacts(run_id)}
+    stored = client.get_run(run_id)
+    assert "test_accuracy" in stored.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"weights.npz", "loss_curve.png", "confusion_matrix.json"} <= artifacts
+    assert bool(stored.outputs.model_outputs) == with_model  # the pyfunc model, when asked
 
 
 def process_writing(log_path):
@@ -160,7 +163,7 @@ def test_ctrl_c_mid_sweep_keeps_every_finished_job(project_dir):
     assert process.returncode == 130, output
     children, parent = children_by_job(client)
     for job in (0, 1):
-        assert_complete(client, children[job], epochs=5, artifacts=("weights.npz", "model"))
+        assert_complete(client, children[job], epochs=5, with_model=True)
     assert children[2].info.status == "KILLED"
     assert parent.info.status == "KILLED"
 

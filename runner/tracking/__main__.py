@@ -1,4 +1,9 @@
-"""``python -m runner.tracking``: the tracking worker, at the lowest CPU priority.
+"""``python -m runner.tracking``: the tracking worker, detached, at the lowest CPU priority.
+
+The process the training process starts forks the worker and exits at once: the worker is then
+no child of the training process, so a pool that kills its workers' process trees (joblib's
+loky does, when one of them dies) cannot take with it the runs the worker still has to log.
+It lives as long as its pipe: end-of-file ends it, once its runs are logged.
 
 It runs beside training and must never slow it: at nice 19 the scheduler gives training the
 cores whenever both want them, and the worker catches up when training waits or ends. The
@@ -13,6 +18,8 @@ import queue
 import sys
 import threading
 
+if os.fork():
+    os._exit(0)
 os.nice(19)
 
 EOF_MARK = None

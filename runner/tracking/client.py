@@ -37,8 +37,10 @@ HTTP_ENVIRONMENT = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    # The run's own line names it; MLflow's "View run at" lines would repeat it.
+    # The run's own line names it; MLflow's "View run at" lines would repeat it, and its
+    # download bars (logging a model reads artifacts back) would break a sweep's job lines.
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 # Keys always in a run's name, in this order; other overrides follow as key=value.
 NAME_KEYS = ("batch", "lr", "seed")
@@ -121,9 +123,10 @@ class TrackingWorker:
     """The process's tracking worker: one subprocess that logs every run of this process.
 
     Messages go out in order through a writer thread; a reader thread routes the replies to
-    their runs. The worker runs in its own session: Ctrl-C in a terminal reaches only this
-    process, which tells the worker how its run ended, and the worker finishes logging the
-    runs it has even after this process has exited.
+    their runs. The worker runs detached, in its own session (``runner.tracking.__main__``):
+    Ctrl-C in a terminal reaches only this process, which tells the worker how its run ended,
+    and the worker finishes logging the runs it has even after this process has exited or
+    was killed, also by a pool that kills its workers' process trees.
     """
 
     def __init__(self):
@@ -147,7 +150,7 @@ class TrackingWorker:
 
     @property
     def alive(self):
-        return not self._closed and self.process.poll() is None
+        return not self._closed and self.answering
 
     @property
     def answering(self):
@@ -212,6 +215,7 @@ class TrackingWorker:
             pass
 
     def _read(self):
+        self.process.wait()  # the launcher, which exits once it has forked the worker
         try:
             while True:
                 reply = pickle.load(self.process.stdout)
@@ -333,8 +337,7 @@ class TrackedRun:
             raise TrackingError(self.reply.message)
         if self.reply is None:
             raise TrackingError(
-                f"the MLflow tracking worker exited with code {self.worker.process.poll()} "
-                f"without logging the run; see the messages above"
+                "the MLflow tracking worker stopped without logging the run; see the messages above"
             )
         return self.reply
 
