@@ -71,6 +71,19 @@ def job_training(client, job):
     return check
 
 
+def job_trains(workdir, job):
+    """True once the job's runner.log has an epoch line: it trains, and the jobs before it
+    have returned, their runs possibly still being logged by the worker."""
+
+    def check():
+        logs = glob.glob(
+            str(workdir / "outputs" / "multirun" / "*" / "*" / str(job) / "runner.log")
+        )
+        return bool(logs) and "epoch " in open(logs[0]).read()
+
+    return check
+
+
 def assert_complete(client, run, epochs, with_model=False):
     """FINISHED, every epoch of every metric, the test metrics, the artifacts, the model."""
     assert run.info.status == "FINISHED", run.data.tags.get("failure_reason")
@@ -129,11 +142,12 @@ def test_a_job_killed_outright_fails_alone(project_dir):
 
 
 def test_a_killed_basic_sweep_leaves_nothing_running(project_dir):
-    # The basic launcher trains in the launching process: SIGKILL ends the sweep itself.
-    process = start_sweep(project_dir, f"epochs=3,{FOREVER}", "tracking.log_model=false")
+    # The basic launcher trains in the launching process: SIGKILL ends the sweep itself,
+    # while the worker may still be logging job 0 (with its model: seconds).
+    process = start_sweep(project_dir, f"epochs=3,{FOREVER}")
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
     try:
-        wait_until(job_training(client, 1), process)
+        wait_until(job_trains(project_dir, 1), process)
         process.kill()
         process.wait(timeout=60)
     finally:
@@ -145,7 +159,7 @@ def test_a_killed_basic_sweep_leaves_nothing_running(project_dir):
         return (children, parent) if "RUNNING" not in statuses else None
 
     children, parent = wait_until(settled, timeout=120)
-    assert_complete(client, children[0], epochs=3)
+    assert_complete(client, children[0], epochs=3, with_model=True)
     assert children[1].info.status == "FAILED"
     assert parent.info.status == "FAILED"
     assert "killed" in parent.data.tags["failure_reason"]
@@ -155,7 +169,8 @@ def test_ctrl_c_mid_sweep_keeps_every_finished_job(project_dir):
     process = start_sweep(project_dir, f"epochs=5,5,{FOREVER}")  # with the pyfunc model
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
     try:
-        wait_until(job_training(client, 2), process)
+        # Job 2 trains; job 1's run (and model) may still be on its way to the store.
+        wait_until(job_trains(project_dir, 2), process)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=300)
     finally:

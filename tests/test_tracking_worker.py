@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from runner import experiment
-from runner.tracking.client import describe_run
+from runner.tracking import messages
+from runner.tracking.client import TrackingWorker, describe_run
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -89,3 +90,27 @@ def test_a_resume_sends_what_a_half_logged_epoch_lacks_and_nothing_twice(start):
         assert values == {epoch: epoch_metrics(epoch)[key] for epoch in range(1, 6)}
     assert logged_steps(client, first.run_id, "train_step_loss") == list(range(1, 61))
     assert resumed.history["val_loss"] == {e: epoch_metrics(e)["val_loss"] for e in range(1, 6)}
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_training_keeps_one_blas_thread_until_the_worker_has_started(start):
+    usual = blas_threads()
+    if usual < 2:
+        pytest.skip("BLAS runs one thread here anyway")
+    worker = TrackingWorker()
+    try:
+        run = worker.start_run(start)
+        assert blas_threads() == 1  # while the worker imports MLflow and opens the store
+        assert worker.warm.wait(300)  # the worker created the run
+        run.log_epoch(1, epoch_metrics(1))
+        assert blas_threads() == usual and run.run_id is not None
+        reply = run.end("KILLED", "test over")
+        assert isinstance(reply, messages.Done) and reply.info.run_id == run.run_id
+    finally:
+        worker.close()
+    assert MlflowClient(start.uri).get_run(run.run_id).info.status == "KILLED"
