@@ -260,14 +260,13 @@ def _step_callback(progress, tracker, every_n, steps_per_epoch):
 
 
 def _may_be_tracked(args):
-    """A single run that may be tracked: its worker starts before Hydra composes the config."""
-    return not any(
-        a in ("-m", "--multirun", "tracking.enabled=false") or a.startswith("-") for a in args
-    )
+    """A single run that may be tracked (no -m, --help, ...): its worker starts at once."""
+    return not any(a == "tracking.enabled=false" or a.startswith("-") for a in args)
 
 
 def cli():
-    """Refuse overrides that could run code, run Hydra, and end a crashed sweep's parent run."""
+    """Refuse overrides that could run code, start the tracking worker before Hydra composes
+    the config, run Hydra, and end a crashed or interrupted sweep's parent run."""
     try:
         check_overrides(sys.argv[1:])
     except ConfigError as err:
