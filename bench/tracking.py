@@ -10,10 +10,9 @@ time to the first epoch line and as wall time. Targets (medians):
 - the default run ``python -m runner``: wall time tracked ≤ 2× untracked, and the tracked run
   reaches its first epoch in < 3 s;
 - tracked training time ≤ 1.05× untracked, for short runs (default-1000, digits-steps) and for
-  a digits run of ≥ 60 s, which the default config logs live (it trains longer than
-  ``tracking.live_after_s``). Its epochs are calibrated at the start, from an untracked run,
-  so that its training lasts about 75 s on this machine (the margin absorbs the load
-  changing between the calibration and the runs).
+  a digits run of ≥ 60 s, logged live like every run. Its epochs are calibrated at the
+  start, from an untracked run, so that its training lasts about 75 s on this machine (the
+  margin absorbs the load changing between the calibration and the runs).
 
     python -m bench.tracking [--quick] [--repeats N] [--long-repeats N] [--json PATH]
 

@@ -1,9 +1,8 @@
 """``python -m runner``: compose the config with Hydra, run the pipeline, map errors to exit codes.
 
-A mistake in the config or the data prints one line naming the key or file and exits 1,
-without a traceback (``HYDRA_FULL_ERROR=1`` shows the full one for bugs). Ctrl-C exits 130 and
-SIGTERM 143, the MLflow run ended as KILLED; in a sweep a failed job scores inf and the sweep
-goes on. The run itself is wired in ``runner/pipeline.py``.
+A config or data mistake prints one line naming the key or file and exits 1, with no traceback
+(``HYDRA_FULL_ERROR=1`` shows it for bugs); Ctrl-C exits 130, SIGTERM 143, the run KILLED. In a
+sweep a failed job scores inf and the sweep goes on. The run is wired in ``runner/pipeline.py``.
 """
 
 import logging
@@ -21,6 +20,7 @@ from runner import pipeline
 from runner.config import register_configs, to_run_config
 from runner.errors import ConfigError, RunnerError
 from runner.overrides import check_overrides
+from runner.sweeps import console
 
 log = logging.getLogger("runner")
 
@@ -41,15 +41,18 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     signal.signal(signal.SIGTERM, _raise_terminated)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = list(hydra_cfg.overrides.task)
+    line = console.set_up(hydra_cfg.job.num if in_sweep else None, overrides, cfg.epoch_lines)
     try:
         job = pipeline.Job(
             cfg=to_run_config(cfg),
             config=OmegaConf.to_container(cfg, resolve=True),
-            overrides=list(hydra_cfg.overrides.task),
+            overrides=overrides,
             output_dir=Path(hydra_cfg.runtime.output_dir),
             sweep_job=hydra_cfg.job.num if in_sweep else None,
         )
-        return pipeline.train(job)
+        line.objective, line.status = pipeline.train(job), "FINISHED"
+        return line.objective
     except RunnerError as err:
         log.error(f"Error: {err}")
         if in_sweep:
@@ -60,10 +63,11 @@ def main(cfg: DictConfig) -> float:
             raise  # a bug: Hydra shows the traceback
         log.exception(f"job {hydra_cfg.job.num} failed: {type(err).__name__}: {err}")
         return math.inf
-    except KeyboardInterrupt:
-        sys.exit(EXIT_CTRL_C)  # the pipeline has printed how to resume
-    except pipeline.Terminated:
-        sys.exit(EXIT_SIGTERM)
+    except (KeyboardInterrupt, pipeline.Terminated) as err:
+        line.status = "KILLED"  # the pipeline has printed how to resume
+        sys.exit(EXIT_CTRL_C if isinstance(err, KeyboardInterrupt) else EXIT_SIGTERM)
+    finally:
+        line.log()
 
 
 def cli():
@@ -73,18 +77,18 @@ def cli():
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    if not any(arg == "tracking.enabled=false" or arg.startswith("-") for arg in sys.argv[1:]):
+        pipeline.start_tracking_worker()  # a single tracked run: MLflow starts beside Hydra
     try:
         main()
     except KeyboardInterrupt:
         pipeline.end_open_sweep("KILLED", "the sweep was interrupted")
         raise
     except SystemExit as err:  # how Hydra ends a sweep that crashed, after printing why
-        if err.code in (130, 143):  # a job's Ctrl-C or SIGTERM (main() turned it into an exit)
+        if err.code in (EXIT_CTRL_C, EXIT_SIGTERM):  # a job's Ctrl-C or SIGTERM, as main() exits
             pipeline.end_open_sweep("KILLED", "the sweep was interrupted")
         else:
-            pipeline.end_open_sweep(
-                "FAILED", f"the sweep stopped with exit code {err.code}; see its output"
-            )
+            pipeline.end_open_sweep("FAILED", f"the sweep stopped with exit code {err.code}")
         raise
     except BaseException as err:
         pipeline.end_open_sweep("FAILED", f"the sweep crashed: {type(err).__name__}: {err}")

@@ -118,11 +118,8 @@ class TrackingConfig:
     log_every_n_steps: int = 0  # also log the training loss every n steps; 0: per epoch only
     log_model: bool = True  # log an MLflow pyfunc model (takes a few seconds at the end)
     outage_wait_s: float = 120.0  # how long the end of a run waits for a store that went away
-    live_after_s: float = 10.0  # log live after this long; shorter: at the end; sweep jobs: 0
 
     def __post_init__(self):
-        if self.live_after_s < 0:
-            raise ConfigError(f"tracking.live_after_s must be >= 0, got {self.live_after_s}")
         if self.outage_wait_s < 0:
             raise ConfigError(f"tracking.outage_wait_s must be >= 0, got {self.outage_wait_s}")
         if self.log_every_n_steps < 0:
@@ -159,6 +156,7 @@ class RunConfig:
     divergence_factor: float = 10.0  # stop when a step's loss exceeds this × the first epoch's
     init_from: str | None = None  # start from weights in this .npz (W1, b1, ...)
     progress: bool | None = None  # progress bar; null: only when attached to a terminal
+    epoch_lines: bool = True  # a line per epoch on the console (always in runner.log; sweeps: off)
     experiment: str = "runner"  # the MLflow experiment the run goes into
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

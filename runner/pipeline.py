@@ -108,9 +108,11 @@ def train(job: Job) -> float:
     resumed = None
     if job.cfg.resume:
         job, resumed = load_resume(job)
-    elif job.cfg.tracking.enabled:
-        check_tracking_reachable(job.cfg, parent and parent["uri"])
+    elif job.cfg.tracking.enabled and not parent:  # a sweep's start checked its store
+        check_tracking_reachable(job.cfg)
     cfg = job.cfg
+    if not cfg.tracking.enabled:
+        release_tracking_worker()
     parts = prepare(cfg)
     log.info(parts.net.summary(cfg.model.name))
     log_setup(cfg, parts)
@@ -139,7 +141,7 @@ def train(job: Job) -> float:
         progress.close()
         killed = isinstance(err, KeyboardInterrupt | Terminated)
         if tracker is not None:
-            end_tracker(tracker, err, killed)
+            end_tracker(tracker, err, killed, wait=job.sweep_job is None)
         if killed:
             report_interrupt(err, checkpointer, tracker)
         raise
@@ -152,7 +154,7 @@ def train(job: Job) -> float:
     log.info(f"test  {format_metrics(outcome.test_metrics)}")
     log.info(f"weights written to {outcome.weights_path}")
     if tracker is not None:
-        finish_tracker(tracker, outcome)
+        finish_tracker(tracker, outcome, wait=job.sweep_job is None)
     return outcome.objective
 
 
@@ -333,16 +335,30 @@ def load_resume(job: Job):
 
 def parent_run():
     """The sweep's parent run this job belongs to ({"run_id", "uri", ...}), or None."""
-    from runner.tracking.sweep import sweep_parent
+    from runner.sweeps.callback import sweep_parent
 
     return sweep_parent()
 
 
 def end_open_sweep(status, reason):
     """End a sweep's parent run that a crash or Ctrl-C left open (for ``__main__``)."""
-    from runner.tracking import sweep
+    from runner.sweeps import callback
 
-    sweep.end_open_sweep(status, reason)
+    callback.end_open_sweep(status, reason)
+
+
+def start_tracking_worker():
+    """Start this process's tracking worker now, so MLflow's start-up overlaps Hydra's."""
+    from runner.tracking.client import tracking_worker
+
+    tracking_worker()
+
+
+def release_tracking_worker():
+    """An untracked run lets go of the worker ``start_tracking_worker`` may have started."""
+    from runner.tracking.client import stop_worker
+
+    stop_worker()
 
 
 def store_uri(cfg: RunConfig):
@@ -360,57 +376,81 @@ def check_tracking_reachable(cfg: RunConfig, uri=None):
 
 
 def start_tracker(job: Job, parts: Parts, resumed, parent):
-    """The Tracker that logs this run (live, or at its end), its worker started."""
-    from runner.tracking import tags
-    from runner.tracking.client import Tracker, start_message
+    """The run on this process's tracking worker (one worker serves every run of a process)."""
+    from runner.sweeps.callback import sweep_job
+    from runner.tracking.client import describe_run as describe_tracked_run
+    from runner.tracking.client import resolve_uri, tracking_worker
 
     cfg = job.cfg
-    sweep = {"parent": parent, "job": job.sweep_job} if parent else None
-    message = start_message(
-        cfg, job.config, job.overrides, parts.net, parts.dataset, parts.loss, sweep
+    uri = parent["uri"] if parent else resolve_uri(cfg.tracking.uri)
+    start = describe_tracked_run(
+        config=job.config,
+        overrides=job.overrides,
+        net=parts.net,
+        model_name=cfg.model.name,
+        dataset=parts.dataset,
+        loss=parts.loss,
+        uri=(resumed and resumed.uri) or uri,
+        experiment=cfg.experiment,
+        log_model=cfg.tracking.log_model,
+        outage_wait_s=cfg.tracking.outage_wait_s,
+        output_dir=job.output_dir.resolve(),
+        checkpoint_path=checkpoint_path(job.output_dir),
+        sweep=sweep_job(parent, job.sweep_job) if parent else None,
+        resume_run_id=resumed and resumed.run_id,
+        history=resumed.state.history if resumed else (),
     )
-    message["tags"][tags.CHECKPOINT] = str(checkpoint_path(job.output_dir))
-    message["output_dir"] = str(job.output_dir.resolve())
-    if resumed:
-        message.update(resume_run_id=resumed.run_id, history=resumed.state.history)
-        message["uri"] = resumed.uri or message["uri"]
-    # A sweep's short jobs start their worker at once: overlapping its start-up with the
-    # job's own work is what makes parallel sweeps fast, and their throughput is what counts.
-    live_after_s = 0.0 if sweep else cfg.tracking.live_after_s
-    return Tracker(message, live_after_s)
+    return tracking_worker().start_run(start)
 
 
-def end_tracker(tracker, err, killed):
-    """End the tracked run as KILLED (Ctrl-C, SIGTERM) or FAILED with the error as reason."""
+def end_tracker(tracker, err, killed, wait):
+    """End the tracked run as KILLED (Ctrl-C, SIGTERM) or FAILED with the error as reason.
+
+    wait : a single run waits for its worker; a sweep's job goes on (the sweep's end waits).
+    """
+    from runner.tracking import messages
+
     reason = "interrupted" if killed else f"{type(err).__name__}: {err}"
-    info = tracker.end("KILLED" if killed else "FAILED", reason)
-    if info and "path" in info:
-        report_tracked(info)
+    reply = tracker.end("KILLED" if killed else "FAILED", reason, wait=wait)
+    if isinstance(reply, messages.Unsent):
+        report_tracked(reply)
 
 
-def finish_tracker(tracker, outcome: Outcome):
-    """Log the final metrics and artifacts, and say where the run went."""
-    from runner.tracking.client import finish_message
+def finish_tracker(tracker, outcome: Outcome, wait):
+    """Send the final metrics and the weights; the worker logs the artifacts and the model.
 
+    wait : a single run waits until its run is stored and says where it went; a sweep's job
+        returns at once and is logged while the next job trains (the sweep's end waits).
+    """
+    final = dict(outcome.test_metrics)
+    if outcome.fit.best_epoch is not None:
+        final["best_epoch"] = outcome.fit.best_epoch
+    step = len(outcome.fit.history)
+    if not wait:
+        tracker.finish(outcome.weights_path, final, step, wait=False)
+        return
     log.info("logging the run to MLflow...")
     try:
-        info = tracker.finish(finish_message(outcome))
+        reply = tracker.finish(outcome.weights_path, final, step)
     except (KeyboardInterrupt, Terminated):
         log.error("interrupted while logging: the tracking worker finishes the run by itself")
         raise
-    report_tracked(info)
+    report_tracked(reply)
 
 
-def report_tracked(info):
+def report_tracked(reply):
     """Where the run went, or, after an outage, where its unsent part waits for upload."""
-    if "path" not in info:
-        log.info(f"MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+    from runner.tracking import messages
+
+    info = reply.info
+    if not isinstance(reply, messages.Unsent):
+        log.info(f"MLflow run {info.run_name} ({info.run_id}) in {info.uri}")
         return
     log.warning(
-        f"MLflow at {info['uri']} did not come back ({info['reason']}); what it lacks of run "
-        f"{info['run_name']} is saved in {info['path']}"
+        f"MLflow at {info.uri} did not come back ({reply.reason}); what it lacks of run "
+        f"{info.run_name} is saved in {reply.path}"
     )
-    log.warning(f"Upload it later with: python -m runner.tracking.upload {info['path']}")
+    log.warning(f"Upload it later with: python -m runner.tracking.upload {reply.path}")
 
 
 def describe_run(job: Job, tracker):

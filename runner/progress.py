@@ -4,7 +4,7 @@ import logging
 import sys
 import time
 
-log = logging.getLogger("runner")
+log = logging.getLogger("runner.epochs")  # its own logger, so a console can leave it out
 
 
 def format_metrics(metrics):

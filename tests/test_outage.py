@@ -33,7 +33,6 @@ RUN = (
     "optimizer=momentum",
     "lr=0.01",
     "experiment=outage",
-    "tracking.live_after_s=0",  # the worker logs during training, when the server goes away
 )
 KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
 EPOCH_LINE = r"epoch +(\d+)/"

@@ -34,6 +34,20 @@ def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["sweep.overrides"].startswith("batch=16,32 lr=0.01,0.1")
     assert sorted(c.info.status for c in children) == ["FINISHED"] * 4
+    # Logged by one worker while the next job trained, and complete when the sweep ended.
+    for child in children:
+        for key in ("train_loss", "val_loss", "val_accuracy", "lr"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert sorted(steps) == [1, 2, 3], key
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"weights.npz", "loss_curve.png", "confusion_matrix.json"} <= artifacts
+    # The console: one line per job; the epoch lines only in each job's runner.log.
+    job_lines = re.findall(r"^#(\d) (.+)  FINISHED  objective", result.stdout, re.M)
+    assert sorted(job for job, _ in job_lines) == ["0", "1", "2", "3"], result.stdout
+    assert dict(job_lines)["0"].startswith("batch=16 lr=0.01")
+    assert "epoch 1/3" not in result.stdout + result.stderr
+    logs = list((project_dir / "outputs" / "multirun").glob("*/*/*/runner.log"))
+    assert len(logs) == 4 and all("epoch 3/3" in log.read_text() for log in logs)
     assert {(c.data.params["batch"], c.data.params["lr"]) for c in children} == {
         ("16", "0.01"),
         ("16", "0.1"),

@@ -201,11 +201,9 @@ def test_an_unreachable_server_fails_fast_before_training(tmp_path):
 
 
 def test_a_hard_killed_run_ends_failed_not_running(project_dir):
-    # Live from the start: a run killed before its worker starts leaves no MLflow run at all.
     process, _ = start_cli_until(
         "epochs=1000000",
         "tracking.log_model=false",
-        "tracking.live_after_s=0",
         cwd=project_dir,
         pattern=r"epoch +2000/",
     )
@@ -224,7 +222,7 @@ def test_a_hard_killed_run_ends_failed_not_running(project_dir):
     assert "ended without finishing" in run.data.tags["failure_reason"]
 
 
-def test_a_run_longer_than_live_after_s_is_in_the_store_while_it_trains(project_dir):
+def test_a_run_is_in_the_store_while_it_trains(project_dir):
     # Bounded: a few thousand epochs of digits, stopped by the test long before the end.
     epochs = 3000
     with (project_dir / "output.txt").open("w") as output:
@@ -237,7 +235,6 @@ def test_a_run_longer_than_live_after_s_is_in_the_store_while_it_trains(project_
                 "dataset=digits",
                 f"epochs={epochs}",
                 "tracking.log_model=false",
-                "tracking.live_after_s=2",
             ],
             cwd=project_dir,
             stdout=output,

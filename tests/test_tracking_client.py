@@ -2,13 +2,18 @@
 
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 
+from runner.datasets import load_dataset
 from runner.errors import TrackingError
+from runner.tracking import messages
 from runner.tracking.client import check_reachable, flatten, resolve_uri, run_name
 
 
@@ -101,3 +106,48 @@ def test_local_stores_need_no_network_check(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     check_reachable("sqlite:////nonexistent/store.db")
     check_reachable("file:///nonexistent/mlruns")
+
+
+@pytest.mark.slow
+def test_the_worker_loads_neither_the_config_nor_the_data_sets():
+    # It gets the data from the training process and the config as plain values (issue 13).
+    code = (
+        "import sys, runner.tracking.worker, runner.tracking.artifacts, runner.tracking.upload\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf') "
+        "or m.startswith(('runner.config', 'runner.datasets', 'runner.experiment'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_start_message_survives_the_unsent_file():
+    # mlflow_unsent.json keeps the run's Start (data splits included) for the later upload.
+    dataset = load_dataset("iris", test_fraction=0.3)
+    start = messages.Start(
+        run=3,
+        uri="sqlite:///x.db",
+        experiment="runner",
+        artifact_root=None,
+        run_name="name",
+        params={"lr": 0.1},
+        tags={},
+        config_yaml="lr: 0.1\n",
+        overrides=["lr=0.1"],
+        summary="table",
+        layers=[{"W_shape": "(4, 8)"}],
+        activations=["relu", "softmax"],
+        log_model=True,
+        outage_wait_s=1.0,
+        output_dir="/tmp",
+        data=messages.DataFacts.of(dataset),
+        sweep=messages.SweepJob("parent", 2, 123),
+    )
+    back = messages.start_from_json(messages.start_to_json(start))
+    assert back.sweep == start.sweep and back.params == start.params and back.run == 3
+    assert back.data.class_names == dataset.class_names
+    np.testing.assert_array_equal(back.data.test.X, dataset.test.X)
+    np.testing.assert_array_equal(back.data.test.targets, dataset.test.y)
+    assert back.data.test.X.dtype == dataset.test.X.dtype

@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from runner import pipeline
-from runner.tracking.client import start_message
+from runner.tracking import messages
+from runner.tracking.client import TrackingWorker, describe_run
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -25,12 +26,20 @@ def start(project_dir):
     """The start message of a default run, logging to the project's store."""
     run_cfg = compose_run_config("tracking.log_model=false")
     parts = pipeline.prepare(run_cfg)
-    config = dataclasses.asdict(run_cfg)
-    message = start_message(run_cfg, config, [], parts.net, parts.dataset, parts.loss)
-    message["uri"] = f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}"
-    message["artifact_root"] = (project_dir / "outputs" / "artifacts").as_uri()
-    message["output_dir"] = str(project_dir)
-    yield message
+    yield describe_run(
+        config=dataclasses.asdict(run_cfg),
+        overrides=[],
+        net=parts.net,
+        model_name=run_cfg.model.name,
+        dataset=parts.dataset,
+        loss=parts.loss,
+        uri=f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}",
+        experiment="runner",
+        log_model=False,
+        outage_wait_s=10.0,
+        output_dir=project_dir,
+        checkpoint_path=project_dir / "checkpoint.npz",
+    )
     mlflow.set_tracking_uri(None)
 
 
@@ -68,16 +77,40 @@ def test_a_resume_sends_what_a_half_logged_epoch_lacks_and_nothing_twice(start):
     first.end("KILLED", "interrupted")
 
     history = [epoch_metrics(epoch) for epoch in (1, 2, 3, 4)]
-    resumed = RunSession({**start, "resume_run_id": first.run_id, "history": history})
+    resumed = RunSession(dataclasses.replace(start, resume_run_id=first.run_id, history=history))
     resumed.open()
     resumed.log_metrics(step_rows(41, 60, RESUMED))  # epoch 5 again from its start: steps 41-60
     resumed.log_metrics(rows(5, epoch_metrics(5), RESUMED))
     resumed.end("KILLED", "interrupted again")
 
-    client = MlflowClient(start["uri"])
+    client = MlflowClient(start.uri)
     for key in EPOCH_KEYS:
         assert logged_steps(client, first.run_id, key) == [1, 2, 3, 4, 5], key
         values = {m.step: m.value for m in client.get_metric_history(first.run_id, key)}
         assert values == {epoch: epoch_metrics(epoch)[key] for epoch in range(1, 6)}
     assert logged_steps(client, first.run_id, "train_step_loss") == list(range(1, 61))
     assert resumed.history["val_loss"] == {e: epoch_metrics(e)["val_loss"] for e in range(1, 6)}
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_training_keeps_one_blas_thread_until_the_worker_has_started(start):
+    usual = blas_threads()
+    if usual < 2:
+        pytest.skip("BLAS runs one thread here anyway")
+    worker = TrackingWorker()
+    try:
+        run = worker.start_run(start)
+        assert blas_threads() == 1  # while the worker imports MLflow and opens the store
+        assert worker.warm.wait(300)  # the worker created the run
+        run.log_epoch(1, epoch_metrics(1))
+        assert blas_threads() == usual and run.run_id is not None
+        reply = run.end("KILLED", "test over")
+        assert isinstance(reply, messages.Done) and reply.info.run_id == run.run_id
+    finally:
+        worker.close()
+    assert MlflowClient(start.uri).get_run(run.run_id).info.status == "KILLED"

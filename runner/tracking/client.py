@@ -1,13 +1,16 @@
 """The training process's side of tracking: it never imports MLflow.
 
-MLflow runs in a worker process (``runner.tracking.worker``) fed through a pipe. ``import
-mlflow`` (about 1.5 s) and every store write then happen on the other core, concurrently
-with training, and cannot slow a training step through the GIL. The training loop only
-appends to a list; a writer thread ships batches to the worker, so a full pipe never blocks
-a step. If this process dies, even by SIGKILL, the worker reads end-of-file and marks the
-run FAILED: a run is never left RUNNING.
+MLflow runs in one worker process per training process (``runner.tracking.worker``), fed
+through a pipe and alive across every run (sweep job) of that process: ``import mlflow``,
+opening the store and loading matplotlib are paid once, on the other core, and cannot slow a
+training step through the GIL. The training loop only appends to a list; a writer thread
+ships batches to the worker, which reads them as they come, so a full pipe never blocks a
+step. If this process dies, even by SIGKILL, the worker reads end-of-file and ends every run
+it got no end for as FAILED: a run is never left RUNNING.
 """
 
+import dataclasses
+import itertools
 import os
 import pickle
 import queue
@@ -23,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from runner.errors import TrackingError
-from runner.tracking import tags
+from runner.tracking import messages, tags
 
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
 REACHABILITY_TIMEOUT_S = 5.0
@@ -34,8 +37,10 @@ HTTP_ENVIRONMENT = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    # The run's own line names it; MLflow's "View run at" lines would repeat it.
+    # The run's own line names it; MLflow's "View run at" lines would repeat it, and its
+    # download bars (logging a model reads artifacts back) would break a sweep's job lines.
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 # Keys always in a run's name, in this order; other overrides follow as key=value.
 NAME_KEYS = ("batch", "lr", "seed")
@@ -111,49 +116,158 @@ def flatten(config, prefix=""):
     return items
 
 
-class Tracker:
-    """Streams one run to the tracking worker and waits for it at the end.
+CHILD_MARKER = "mlflow_child_run"  # in a sweep job's folder: the sweep's end waits for its run
 
-    start : the run's description, sent once (see ``runner.tracking.worker``).
-    live_after_s : the worker starts once training has run this long, or when the run ends,
-        whichever comes first. Its start-up (``import mlflow``, the store) costs seconds of
-        CPU; on 2 cores that stalls a training whose BLAS runs 2 threads, however low the
-        worker's priority. A short run is therefore logged whole at its end, and a long one
-        live, the start-up then a small share of its time. 0 starts the worker at once.
+
+class TrackingWorker:
+    """The process's tracking worker: one subprocess that logs every run of this process.
+
+    Messages go out in order through a writer thread; a reader thread routes the replies to
+    their runs. The worker runs detached, in its own session (``runner.tracking.__main__``):
+    Ctrl-C in a terminal reaches only this process, which tells the worker how its run ended,
+    and the worker finishes logging the runs it has even after this process has exited or
+    was killed, also by a pool that kills its workers' process trees.
     """
 
-    def __init__(self, start, live_after_s=0.0):
-        self._outbox = queue.Queue()
-        self._outbox.put(("start", start))
-        self._metrics = []
-        self.uri = start["uri"]
-        self.run_id = start.get("resume_run_id")  # set when the worker reports the new run
-        self.failure = None  # the worker's error message, once it has failed
-        self._replies = queue.Queue()
-        self._ended = False
-        self.process = None
-        self._created = self._last_send = time.monotonic()
-        self.live_after_s = live_after_s
-        if live_after_s <= 0:
-            self._spawn()
-
-    def _spawn(self):
-        """Start the worker; messages queued so far go out first, in order."""
-        if self.process is not None:
-            return
+    def __init__(self):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runner.tracking"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, **HTTP_ENVIRONMENT},
-            # Its own session: Ctrl-C in a terminal reaches only this process, which then
-            # tells the worker to end the run as KILLED.
             start_new_session=True,
         )
+        self.pid = os.getpid()  # the process that owns it (a forked child needs its own)
+        self.warm = threading.Event()  # set once the worker has created a run (or died)
+        self.runs = {}  # run number → TrackedRun, while the run awaits its last reply
+        self._numbers = itertools.count()
+        self._outbox = queue.Queue()
+        self._closed = False
         self._writer = threading.Thread(target=self._write, daemon=True)
         self._writer.start()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @property
+    def alive(self):
+        return not self._closed and self.answering
+
+    @property
+    def answering(self):
+        """False once the worker's replies have ended: it exited or died."""
+        return self._reader.is_alive()
+
+    def start_run(self, start: messages.Start):
+        """Send a run's Start; the TrackedRun takes its metrics and its end."""
+        run = TrackedRun(self, next(self._numbers), start)
+        self.runs[run.number] = run
+        self.send(dataclasses.replace(start, run=run.number))
+        return run
+
+    def send(self, message):
+        self._outbox.put(message)
+
+    def written(self):
+        """Wait until every message is written whole, holding back an interrupt meanwhile.
+
+        A message cut off by an exiting process would cost a run its results; writing the
+        rest takes milliseconds, since the worker reads its pipe as messages come.
+        """
+        interrupted = None
+        while True:
+            try:
+                self._outbox.join()
+                break
+            except BaseException as err:  # Ctrl-C or SIGTERM: raise it once the pipe is done
+                interrupted = err
+        if interrupted is not None:
+            raise interrupted
+
+    def drain(self):
+        """Wait until every run sent so far is stored and ended (or the worker has died)."""
+        self.written()
+        for run in list(self.runs.values()):
+            run.wait_done()
+
+    def close(self):
+        """No more runs: the worker exits once it has logged those it has."""
+        if not self._closed:
+            self._closed = True
+            self._outbox.put(None)
+
+    def _write(self):
+        pipe, broken = self.process.stdin, False
+        while True:
+            message = self._outbox.get()
+            try:
+                if message is None:
+                    break
+                if not broken:
+                    pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    pipe.flush()
+            except OSError:  # the worker died (BrokenPipeError); its runs report it
+                broken = True
+            finally:
+                self._outbox.task_done()
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+    def _read(self):
+        self.process.wait()  # the launcher, which exits once it has forked the worker
+        try:
+            while True:
+                reply = pickle.load(self.process.stdout)
+                run = self.runs.get(reply.run)
+                if run is not None:
+                    run.receive(reply)
+                    if run.done.is_set():
+                        del self.runs[reply.run]
+                self.warm.set()
+        except (EOFError, OSError, pickle.UnpicklingError):
+            pass
+        self.warm.set()
+        for run in list(self.runs.values()):  # the worker died: nobody will answer them
+            run.receive(None)
+        self.runs.clear()
+
+
+class TrackedRun:
+    """One run on the process's worker: buffers metrics, sends them, ends the run.
+
+    While the worker is still starting (importing MLflow, opening the store), training runs
+    with one BLAS thread, so that on two cores the worker's start-up does not stall a
+    two-thread matrix product; the usual threads come back at the first epoch after.
+    """
+
+    def __init__(self, worker, number, start):
+        self.worker, self.number = worker, number
+        self.uri = start.uri
+        self.run_id = start.resume_run_id  # set when the worker reports the new run
+        self.failure = None  # the worker's error message, once tracking this run failed
+        self.reply = None  # the last reply: Done, Unsent or Failed; None if the worker died
+        self.done = threading.Event()
+        self._metrics = []
+        self._last_send = time.monotonic()
+        self._ended = False
+        self._blas_limit = None
+        if not worker.warm.is_set():
+            from threadpoolctl import threadpool_limits
+
+            self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        if start.sweep is not None:
+            Path(start.output_dir, CHILD_MARKER).write_text(start.run_name)
+
+    def receive(self, reply):
+        """A reply from the worker (reader thread); None when the worker died."""
+        if isinstance(reply, messages.Started):
+            self.run_id = reply.info.run_id
+            return
+        if isinstance(reply, messages.Failed):
+            self.failure = reply.message
+        self.reply = reply
+        self.done.set()
 
     def log_metrics(self, step, metrics):
         """Buffer metrics for ``step``; they are sent at the next epoch boundary."""
@@ -165,14 +279,13 @@ class Tracker:
         """Buffer an epoch's metrics; ship the buffer at most every SEND_INTERVAL_S.
 
         Few large batches keep the worker's store writes cheap (one log_batch of 1000 values
-        costs about what 20 single log_metric calls do). A worker that already failed stops
-        training here, at the epoch boundary, rather than after the last epoch.
+        costs about what 20 single log_metric calls do). A run whose tracking already failed
+        stops training here, at the epoch boundary, rather than after the last epoch.
         """
         self.log_metrics(epoch, metrics)
-        now = time.monotonic()
-        if self.process is None and now - self._created >= self.live_after_s:
-            self._spawn()
-        if self.process is not None and now - self._last_send >= SEND_INTERVAL_S:
+        if self._blas_limit is not None and self.worker.warm.is_set():
+            self._restore_blas()
+        if time.monotonic() - self._last_send >= SEND_INTERVAL_S:
             self.flush()
         if self.failure:
             raise TrackingError(self.failure)
@@ -182,162 +295,150 @@ class Tracker:
         if self._metrics:
             # Queued before it is cleared: an interrupt in between sends it twice, which the
             # worker drops, rather than never.
-            self._outbox.put(("metrics", self._metrics))
+            self.worker.send(messages.Metrics(self.number, self._metrics))
             self._metrics = []
 
-    def finish(self, result):
-        """Send the run's results and wait until the worker has logged them and ended the run.
+    def finish(self, weights_path, metrics, step, wait=True):
+        """Send the final metrics (at ``step``) and the weights; the worker logs the rest.
 
-        Returns the worker's reply: {"run_id": ..., "experiment_id": ..., "uri": ...}.
+        wait : wait until the run is stored and FINISHED, and return the worker's reply
+            (``Done`` or, after a long outage, ``Unsent``). Without it, return once the
+            messages are written: a sweep's next job trains while this one is logged.
         """
+        timestamp = int(time.time() * 1000)
+        rows = [(key, float(value), step, timestamp) for key, value in metrics.items()]
         self.flush()
-        self._outbox.put(("finish", result))
-        return self._close()
+        return self._close(messages.Finish(self.number, str(weights_path), rows), wait)
 
-    def end(self, status, reason):
-        """End the run as FAILED or KILLED with a reason; wait for the worker."""
+    def end(self, status, reason, wait=True):
+        """End the run as FAILED or KILLED with a reason (once; later calls return None)."""
         if self._ended:
             return None
         self.flush()
-        self._outbox.put(("end", {"status": status, "reason": reason}))
-        return self._close()
+        return self._close(messages.End(self.number, status, reason), wait)
 
-    def _close(self):
+    def _close(self, message, wait):
         self._ended = True
-        self._spawn()
-        self._outbox.put(None)
-        self._drain_outbox()
-        self.process.wait()
-        self._reader.join()
-        reply = None
-        while not self._replies.empty():
-            kind, payload = self._replies.get()
-            if kind == "error":
-                raise TrackingError(payload)
-            reply = payload
-        if reply is None:
+        self._restore_blas()
+        self.worker.send(message)
+        self.worker.written()
+        return self.wait() if wait else None
+
+    def wait_done(self):
+        """Until the last reply comes, or the worker's replies end (it died)."""
+        while not self.done.wait(0.5):
+            if not self.worker.answering:
+                self.receive(None)
+
+    def wait(self):
+        """The run's last reply, once the worker has stored (or saved) everything of it."""
+        self.wait_done()
+        if isinstance(self.reply, messages.Failed):
+            raise TrackingError(self.reply.message)
+        if self.reply is None:
             raise TrackingError(
-                f"the MLflow tracking worker exited with code {self.process.returncode} "
-                f"without logging the run; see the messages above"
+                "the MLflow tracking worker stopped without logging the run; see the messages above"
             )
-        return reply
+        return self.reply
 
-    def _drain_outbox(self):
-        """Wait until every message is written whole, holding back an interrupt meanwhile.
-
-        A message cut off by an exiting process would cost the run its results; writing the
-        rest takes milliseconds. After that the worker, in its own session, finishes the run
-        even if this process is interrupted while waiting for it.
-        """
-        interrupted = None
-        while self._writer.is_alive():
-            try:
-                self._writer.join()
-            except BaseException as err:  # Ctrl-C or SIGTERM: raise it once the pipe is done
-                interrupted = err
-        if interrupted is not None:
-            raise interrupted
-
-    def _write(self):
-        pipe = self.process.stdin
-        try:
-            while (message := self._outbox.get()) is not None:
-                pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                pipe.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the worker died; _close reports it
-        finally:
-            try:
-                pipe.close()
-            except OSError:
-                pass
-
-    def _read(self):
-        try:
-            while True:
-                kind, payload = reply = pickle.load(self.process.stdout)
-                if kind == "started":
-                    self.run_id = payload["run_id"]
-                elif kind == "error":
-                    self.failure = payload
-                self._replies.put(reply)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            pass
+    def _restore_blas(self):
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
 
 
-def start_message(run_cfg, config, overrides, net, dataset, loss, sweep=None):
-    """Everything the worker needs to create the run and rebuild data and model.
+_worker = None
 
-    config : the resolved config as a plain dict; overrides : Hydra's task overrides.
-    sweep : for a job of a sweep, {"parent": {"run_id", "uri", ...}, "job": number}; its
-        run becomes a child of the sweep's parent run, in the parent's store.
+
+def tracking_worker():
+    """The process's tracking worker, started on first use (and again in a forked child)."""
+    global _worker
+    if _worker is None or _worker.pid != os.getpid() or not _worker.alive:
+        _worker = TrackingWorker()
+    return _worker
+
+
+def drain():
+    """Wait until every run this process tracked is stored and ended (nothing if none)."""
+    if _worker is not None and _worker.pid == os.getpid():
+        _worker.drain()
+
+
+def stop_worker():
+    """Let the worker go without waiting: an untracked run does not need the one it started."""
+    global _worker
+    if _worker is not None and _worker.pid == os.getpid():
+        _worker.close()
+    _worker = None
+
+
+def describe_run(
+    *,
+    config,
+    overrides,
+    net,
+    model_name,
+    dataset,
+    loss,
+    uri,
+    experiment,
+    log_model,
+    outage_wait_s,
+    output_dir,
+    checkpoint_path,
+    sweep=None,
+    resume_run_id=None,
+    history=(),
+):
+    """The Start message of a run: its name, params, tags, tables and the data it needs.
+
+    config : the resolved config as a plain dict (logged as params and config.yaml);
+    overrides : Hydra's task overrides; net : the MLP; dataset : the loaded data set (its
+    splits go to the worker, which then never loads it); loss : the resolved loss name.
+    sweep : a SweepJob for a job of a sweep; the run becomes a child of the sweep's parent
+    run. resume_run_id, history : continue that run after these epochs.
     """
-    uri = sweep["parent"]["uri"] if sweep else resolve_uri(run_cfg.tracking.uri)
     run_tags = {
         "command": " ".join(["python -m runner", *map(shlex.quote, overrides)]),
         tags.BLAS_THREADS: str(blas_threads()),
+        tags.CHECKPOINT: str(checkpoint_path),
     }
     if sweep:
         run_tags.update(
             {
-                "mlflow.parentRunId": sweep["parent"]["run_id"],
-                tags.SWEEP_JOB: str(sweep["job"]),
+                tags.PARENT_RUN: sweep.parent_run_id,
+                tags.SWEEP_JOB: str(sweep.job),
                 tags.OVERRIDES: " ".join(overrides),
             }
         )
-    d = run_cfg.dataset
     params = flatten(config)
     params["n_params"] = net.n_params
     params["loss.resolved"] = loss
-    for i, row in enumerate(net.summary_rows(), start=1):
-        params[f"layer{i}.W_shape"] = row["W_shape"]
-        params[f"layer{i}.b_shape"] = row["b_shape"]
-        params[f"layer{i}.activation"] = row["activation"]
-        params[f"layer{i}.params"] = row["params"]
-    return {
-        "uri": uri,
-        "experiment": run_cfg.experiment,
-        "artifact_root": default_artifact_root(uri),
-        "run_name": run_name(run_cfg.model.name, config, overrides),
-        "params": params,
-        "tags": run_tags,
-        "config_yaml": yaml.safe_dump(config, sort_keys=False),
-        "overrides": list(overrides),
-        "summary": net.summary(run_cfg.model.name),
-        "layers": net.summary_rows(),
-        "model": {"activations": list(net.activations)},
-        "log_model": run_cfg.tracking.log_model,
-        "outage_wait_s": run_cfg.tracking.outage_wait_s,
-        "dataset": {
-            "name": d.name,
-            "seed": run_cfg.seed,
-            "val_fraction": d.val_fraction,
-            "test_fraction": d.test_fraction,
-            "standardize": d.standardize,
-            "n_outputs": run_cfg.model.layers[-1],
-            "dtype": run_cfg.dtype,
-            "path": d.path,
-            "target": d.target,
-            "task": d.task,
-            "n_samples": d.n_samples,
-            "noise": d.noise,
-            "n_classes": d.n_classes,
-            "n_features": d.n_features,
-        },
-    }
-
-
-def finish_message(outcome):
-    """The final metrics (at the last epoch's step) and where the weights are."""
-    step = len(outcome.fit.history)
-    timestamp = int(time.time() * 1000)
-    final = {**outcome.test_metrics}
-    if outcome.fit.best_epoch is not None:
-        final["best_epoch"] = outcome.fit.best_epoch
-    return {
-        "weights_path": str(outcome.weights_path),
-        "metrics": [(key, float(value), step, timestamp) for key, value in final.items()],
-    }
+    layers = net.summary_rows()
+    for i, row in enumerate(layers, start=1):
+        for key in ("W_shape", "b_shape", "activation", "params"):
+            params[f"layer{i}.{key}"] = row[key]
+    return messages.Start(
+        run=-1,  # numbered by the worker that sends it
+        uri=uri,
+        experiment=experiment,
+        artifact_root=default_artifact_root(uri),
+        run_name=run_name(model_name, config, overrides),
+        params=params,
+        tags=run_tags,
+        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        overrides=list(overrides),
+        summary=net.summary(model_name),
+        layers=layers,
+        activations=list(net.activations),
+        log_model=log_model,
+        outage_wait_s=outage_wait_s,
+        output_dir=str(output_dir),
+        data=messages.DataFacts.of(dataset),
+        sweep=sweep,
+        resume_run_id=resume_run_id,
+        history=list(history),
+    )
 
 
 def blas_threads():

@@ -6,3 +6,4 @@ OVERRIDES = "runner.overrides"  # on each child: its Hydra overrides
 CHECKPOINT = "runner.checkpoint"  # the run's checkpoint.npz, for resume=<run id>
 BLAS_THREADS = "runner.blas_threads"  # BLAS threads the training process used
 RERUN_OF = "runner.rerun_of"  # on a run made by python -m runner.rerun: the run it reproduces
+PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: a sweep job's run names the sweep's run

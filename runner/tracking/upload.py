@@ -6,29 +6,31 @@ This sends it, continuing the same run (or creating it, if the store never saw i
 renames the file to ``mlflow_unsent.uploaded.json``.
 """
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from runner.tracking import messages
 from runner.tracking.worker import RunSession, one_line
 
 
 def upload(path):
     path = Path(path)
     saved = json.loads(path.read_text())
-    start = dict(saved["start"])
+    start = messages.start_from_json(saved["start"])
     if saved["run_id"]:
-        start.update(resume_run_id=saved["run_id"], history=[])
+        start = dataclasses.replace(start, resume_run_id=saved["run_id"], history=[])
     session = RunSession(start)
     session.open()
     for key, value, step in saved["history"]:
         session.history.setdefault(key, {})[step] = value
     session.log_metrics([tuple(row) for row in saved["pending"]])
-    kind, payload = saved["last"]
+    kind, fields = saved["last"]
     if kind == "finish":
-        session.finish(payload)
+        session.finish(messages.Finish(start.run, fields["weights_path"], fields["rows"]))
     else:
-        session.end(payload["status"], payload["reason"])
+        session.end(fields["status"], fields["reason"])
     path.rename(path.with_name("mlflow_unsent.uploaded.json"))
     return session.info
 
@@ -45,7 +47,7 @@ def main(argv=None):
     except Exception as err:
         print(f"Error: could not upload {args[0]}: {one_line(err)}", file=sys.stderr)
         return 1
-    print(f"uploaded to MLflow run {info['run_name']} ({info['run_id']}) in {info['uri']}")
+    print(f"uploaded to MLflow run {info.run_name} ({info.run_id}) in {info.uri}")
     return 0
 
 

@@ -1,26 +1,30 @@
-"""The tracking worker: a process of its own that does every MLflow call of one run.
+"""The tracking worker: a process of its own that does every MLflow call of a process's runs.
 
-``python -m runner.tracking`` (which lowers its priority first) reads pickled messages on
-stdin, in order: ``("start", {...})`` once, then any number of
-``("metrics", [(key, value, step, ms), ...])``, then ``("finish", {...})`` or
-``("end", {"status": "FAILED" | "KILLED", "reason": ...})``. It answers on stdout with
-``("started" | "finished" | "ended", info)``, ``("unsent", info)`` or ``("error", message)``.
+``python -m runner.tracking`` (which lowers its priority first) serves one training process
+for as long as it lives: a single run, or every job a sweep gives that process. MLflow is
+imported, the store opened and the plotting library loaded once, not once per run. It reads
+the messages of ``runner.tracking.messages`` on stdin (a thread reads them as they come, so
+the training side never waits on a full pipe) and answers on stdout.
 
-End-of-file before finish or end means the training process died: the run is ended FAILED,
-never left RUNNING. SIGINT is ignored; the training process decides how the run ends.
+Runs are served in order: ``Start``, ``Metrics``..., then ``Finish`` or ``End``; a job's
+artifacts and model are logged while the next job already trains. End-of-file after a run's
+``Finish`` or ``End`` is the normal end; a run that got neither (its training process was
+killed, even by SIGKILL) is ended FAILED, never left RUNNING. A run whose tracking fails is
+ended FAILED with the reason and the worker goes on with the next one. SIGINT is ignored; the
+training process decides how a run ends.
 
 A store that stops answering (a server restarting, a locked SQLite file) does not stop
-training: metrics are kept and sent when it answers again. The end of the run waits for it up
+training: metrics are kept and sent when it answers again. The end of a run waits for it up
 to ``tracking.outage_wait_s``; if it is still away, everything it lacks is saved to
 ``mlflow_unsent.json`` in the run's folder, which ``python -m runner.tracking.upload`` sends
 later. No metric is dropped.
 """
 
+import functools
 import importlib.metadata
 import json
 import logging
 import os
-import pickle
 import platform
 import signal
 import subprocess
@@ -30,47 +34,63 @@ import time
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from threadpoolctl import threadpool_info
 
-from runner.datasets import load_dataset
 from runner.engine import MLP
+from runner.tracking import messages
 from runner.tracking.model import PACKAGE, log_model
-from runner.tracking.store import ensure_experiment
+from runner.tracking.store import ensure_experiment, open_store
 
 BATCH_METRICS, BATCH_PARAMS = 1000, 100  # MLflow's limits for one log_batch call
 LIBRARIES = ("numpy", "pandas", "hydra-core", "omegaconf", "mlflow")
-OUTAGE_WAIT_S = 120.0  # how long the end of a run waits for a store that stopped answering
-RETRY_INTERVAL_S = 3.0  # between attempts while it does not answer
+RETRY_INTERVAL_S = 3.0  # between attempts while the store does not answer
 UNSENT_FILE = "mlflow_unsent.json"
 TRANSIENT_MARKERS = ("API request to", "database is locked", "Connection refused", "timed out")
+NOT_FINISHED = "the training process ended without finishing"
 
 
 class Unsent(Exception):
     """The store did not come back within the wait; what it lacks is saved to a file."""
 
 
-class RunSession:
-    """One MLflow run, created (or resumed) from the ``start`` message."""
+class Stores:
+    """One MlflowClient and one experiment id per store and name, for every run of the worker."""
 
-    def __init__(self, start):
+    def __init__(self):
+        self.clients, self.experiments = {}, {}
+
+    def client(self, uri):
+        if uri not in self.clients:
+            self.clients[uri] = open_store(uri)
+        return self.clients[uri]
+
+    def experiment_id(self, uri, name, artifact_root):
+        key = (uri, name)
+        if key not in self.experiments:
+            self.experiments[key] = ensure_experiment(self.client(uri), name, artifact_root)
+        return self.experiments[key]
+
+
+class RunSession:
+    """One MLflow run, created (or resumed) from its ``Start`` message."""
+
+    def __init__(self, start: messages.Start, stores=None):
         self.start = start
-        self.wait_s = start.get("outage_wait_s", OUTAGE_WAIT_S)
-        mlflow.set_tracking_uri(start["uri"])
-        self.client = MlflowClient(start["uri"])
+        self.stores = stores or Stores()
+        self.wait_s = start.outage_wait_s
+        self.client = self.stores.client(start.uri)
         self.history = {}  # {metric: {step: value}}, for the loss curve
         self.pending = []  # metric rows the store has not received yet
         # {metric: {step}} the store has, or will get from ``pending``: a row for a step seen
         # before is dropped, so a resumed run or a batch sent twice never repeats a point.
         self.seen = {}
         self.run_id = self.experiment_id = None
-        self.run_name = start["run_name"]
+        self.run_name = start.run_name
         self._retry_at = 0.0
         self._outage_reported = False
         self.opened = False
-        self.dataset = load_dataset(**start["dataset"])
 
     def open(self):
         """Create the run (or resume it), waiting through an outage like every other call.
@@ -78,11 +98,11 @@ class RunSession:
         If the store stays away, metrics are still kept, and the end of the run tries again.
         """
         start = self.start
-        if start.get("resume_run_id"):
-            self._retrying(lambda: self._resume_run(start["resume_run_id"], start["history"]))
+        if start.resume_run_id:
+            self._retrying(lambda: self._resume_run(start.resume_run_id, start.history))
         else:
             self._retrying(self._create_run)
-            self.log_metrics(_history_metrics(start.get("history", [])))
+            self.log_metrics(_history_metrics(start.history))
         self.opened = True
 
     def _ensure_open(self):
@@ -91,34 +111,29 @@ class RunSession:
 
     @property
     def info(self):
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "uri": self.start["uri"],
-            "run_name": self.run_name,
-        }
+        return messages.RunInfo(self.run_id, self.experiment_id, self.start.uri, self.run_name)
 
     def _create_run(self):
         """Create the run once; the rest may repeat after an outage (same values again)."""
         start = self.start
         if self.run_id is None:
-            self.experiment_id = ensure_experiment(
-                self.client, start["experiment"], start["artifact_root"]
+            self.experiment_id = self.stores.experiment_id(
+                start.uri, start.experiment, start.artifact_root
             )
-            tags = {**start["tags"], **source_tags(), **version_tags()}
-            run = self.client.create_run(self.experiment_id, run_name=start["run_name"], tags=tags)
+            tags = {**start.tags, **source_tags(), **version_tags()}
+            run = self.client.create_run(self.experiment_id, run_name=start.run_name, tags=tags)
             self.run_id = run.info.run_id
-        params = [Param(key, str(value)) for key, value in start["params"].items()]
+        params = [Param(key, str(value)) for key, value in start.params.items()]
         for i in range(0, len(params), BATCH_PARAMS):
             self.client.log_batch(self.run_id, params=params[i : i + BATCH_PARAMS])
         self._activate()
-        mlflow.log_text(start["summary"], "model_summary.txt")
+        mlflow.log_text(start.summary, "model_summary.txt")
         mlflow.log_table(
-            {key: [row[key] for row in start["layers"]] for key in start["layers"][0]},
+            {key: [row[key] for row in start.layers] for key in start.layers[0]},
             "layers.json",
         )
-        mlflow.log_text(start["config_yaml"], "config.yaml")
-        mlflow.log_text("".join(f"- {o}\n" for o in start["overrides"]) or "[]\n", "overrides.yaml")
+        mlflow.log_text(start.config_yaml, "config.yaml")
+        mlflow.log_text("".join(f"- {o}\n" for o in start.overrides) or "[]\n", "overrides.yaml")
         self._log_inputs()
 
     def _resume_run(self, run_id, history):
@@ -142,17 +157,22 @@ class RunSession:
         self.log_metrics(_history_metrics(history))
 
     def _activate(self):
-        """Make the run active in this thread, for the fluent calls (log_table, log_model)."""
-        if mlflow.active_run() is None:
-            mlflow.start_run(run_id=self.run_id)
+        """Make this run the active one, for the fluent calls (log_table, log_model)."""
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:
+            return
+        mlflow.set_tracking_uri(self.start.uri)
+        # Nested above a run that an outage left active: ending that one here would mark it
+        # FINISHED before its upload.
+        mlflow.start_run(run_id=self.run_id, nested=active is not None)
 
     def _log_inputs(self):
+        data = self.start.data
         for split, context in (("train", "training"), ("val", "validation"), ("test", "test")):
-            data = getattr(self.dataset, split)
-            if data.X.shape[0]:
-                targets = data.y if data.y is not None else data.Y
+            part = getattr(data, split)
+            if part.X.shape[0]:
                 source = mlflow.data.from_numpy(
-                    data.X, targets=targets, name=f"{self.dataset.name}-{split}"
+                    part.X, targets=part.targets, name=f"{data.name}-{split}"
                 )
                 mlflow.log_input(source, context=context)
 
@@ -183,7 +203,7 @@ class RunSession:
             del self.pending[: len(rows)]
         if self._outage_reported:
             self._outage_reported = False
-            print(f"MLflow at {self.start['uri']} is back; kept metrics sent", file=sys.stderr)
+            print(f"MLflow at {self.start.uri} is back; kept metrics sent", file=sys.stderr)
 
     def _retrying(self, action):
         """Run ``action``, retrying through a store outage for up to ``wait_s`` seconds.
@@ -206,19 +226,19 @@ class RunSession:
         if not self._outage_reported:
             self._outage_reported = True
             print(
-                f"MLflow at {self.start['uri']} is not answering ({outage_cause(err)}); training "
+                f"MLflow at {self.start.uri} is not answering ({outage_cause(err)}); training "
                 f"goes on, metrics are kept and sent when it is back",
                 file=sys.stderr,
             )
 
-    def finish(self, result):
-        self.log_metrics(result["metrics"])
+    def finish(self, result: messages.Finish):
+        self.log_metrics(result.rows)
         self._ensure_open()
         self._retrying(self._send_pending)
         self._retrying(lambda: self._log_results(result))
 
     def _log_results(self, result):
-        # matplotlib costs a second to import; only the end of a run needs it.
+        # matplotlib costs a second to import: once per worker, when its first run ends.
         from runner.tracking.artifacts import (
             confusion_counts,
             confusion_figure,
@@ -226,19 +246,21 @@ class RunSession:
             loss_curve,
         )
 
-        weights = Path(result["weights_path"])
+        self._activate()
+        data = self.start.data
+        weights = Path(result.weights_path)
         mlflow.log_artifact(str(weights))
         mlflow.log_figure(loss_curve(self.history), "loss_curve.png")
-        net = MLP.load(weights, self.start["model"]["activations"])
-        if self.dataset.task == "classification" and self.dataset.test.X.shape[0]:
-            predicted = net.predict_classes(self.dataset.test.X)
-            names = list(self.dataset.class_names)
-            counts = confusion_counts(self.dataset.test.y, predicted, len(names))
+        net = MLP.load(weights, self.start.activations)
+        if data.task == "classification" and data.test.X.shape[0]:
+            predicted = net.predict_classes(data.test.X)
+            names = list(data.class_names)
+            counts = confusion_counts(data.test.targets, predicted, len(names))
             mlflow.log_table(confusion_table(counts, names), "confusion_matrix.json")
             mlflow.log_figure(confusion_figure(counts, names), "confusion_matrix.png")
-        if self.start["log_model"]:
+        if self.start.log_model:
             with tempfile.TemporaryDirectory() as workdir:
-                log_model(net, self.dataset, weights, workdir)
+                log_model(net, data, weights, workdir)
         mlflow.end_run("FINISHED")
 
     def end(self, status, reason):
@@ -248,24 +270,35 @@ class RunSession:
         def terminate():
             if reason:
                 self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
-            mlflow.end_run(status)
+            self.client.set_terminated(self.run_id, status)
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self.run_id:
+                mlflow.end_run(status)
 
         self._retrying(terminate)
 
     def save_unsent(self, last_message):
-        """Keep what the store never received in the run's folder, for ``upload`` later."""
-        path = Path(self.start["output_dir"]) / UNSENT_FILE
+        """Keep what the store never received in the run's folder, for ``upload`` later.
+
+        last_message : the run's Finish or End, which the upload replays.
+        """
+        path = Path(self.start.output_dir) / UNSENT_FILE
         history = [
             [key, value, step]
             for key, steps in self.history.items()
             for step, value in steps.items()
         ]
+        last = (
+            ["finish", {"weights_path": last_message.weights_path, "rows": last_message.rows}]
+            if isinstance(last_message, messages.Finish)
+            else ["end", {"status": last_message.status, "reason": last_message.reason}]
+        )
         contents = {
-            "start": self.start,
+            "start": messages.start_to_json(self.start),
             "run_id": self.run_id,
             "pending": self.pending,
             "history": history,
-            "last": last_message,
+            "last": last,
         }
         path.write_text(json.dumps(contents))
         return path
@@ -300,8 +333,9 @@ def _history_metrics(history):
     ]
 
 
+@functools.cache
 def source_tags():
-    """The git commit of the runner checkout and whether it had uncommitted changes."""
+    """The git commit of the runner checkout and whether it had uncommitted changes (once)."""
 
     def git(*args):
         return subprocess.run(
@@ -322,6 +356,7 @@ def source_tags():
     }
 
 
+@functools.cache
 def version_tags():
     tags = {"version.python": platform.python_version()}
     # The BLAS NumPy calls and the CPU kernels it chose: its floating-point results depend on both.
@@ -340,80 +375,99 @@ def version_tags():
     return tags
 
 
-def serve(messages, reply):
-    """Handle messages until finish, end or end-of-file; reply with the outcome."""
-    session = None
-    kind = None
-    try:
-        for kind, payload in messages:
-            if kind == "start":
-                session = RunSession(payload)
-                try:
-                    session.open()
-                except Unsent:
-                    pass  # keep the metrics coming; finish or end tries again
-                reply(("started", session.info))
-            elif kind == "metrics":
-                session.log_metrics(payload)
-            elif kind == "finish":
-                session.finish(payload)
-                reply(("finished", session.info))
-                return 0
-            elif kind == "end":
-                session.end(payload["status"], payload["reason"])
-                reply(("ended", session.info))
-                return 0
-        if session is not None:
-            kind, payload = (
-                "end",
-                {"status": "FAILED", "reason": "the training process ended without finishing"},
-            )
-            session.end(payload["status"], payload["reason"])
-        return 1
-    except Unsent as outage:
-        path = session.save_unsent([kind, payload])
-        reply(("unsent", {**session.info, "path": str(path), "reason": str(outage)}))
-        return 0
-    except Exception as err:  # a store or server failure that is not an outage
-        reply(("error", f"MLflow tracking at {_uri(session)} failed: {one_line(err)}"))
-        if session is not None and session.run_id is not None:
-            try:
-                session.end("FAILED", f"tracking failed: {one_line(err)}")
-            except Exception:
-                pass
-        return 1
-
-
-def _uri(session):
-    return session.start["uri"] if session is not None else mlflow.get_tracking_uri()
-
-
 def one_line(err):
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
-def read_messages(stream):
-    """Messages until the training process closes the pipe (or dies mid-message)."""
-    while True:
-        try:
-            yield pickle.load(stream)
-        except (EOFError, pickle.UnpicklingError):
-            return
+def serve(incoming, reply):
+    """Serve runs until end-of-file; end FAILED any run that got no Finish or End.
+
+    incoming : the messages in order (an iterable that stops at end-of-file).
+    reply(message) : sends one reply to the training process.
+    """
+    stores = Stores()
+    sessions = {}  # run number → RunSession, while the run is open
+    for message in incoming:
+        session = sessions.get(message.run)
+        if isinstance(message, messages.Start):
+            session = sessions[message.run] = RunSession(message, stores)
+        elif session is None:
+            continue  # a run whose tracking failed: the rest of it has nowhere to go
+        if not _handle(session, message, reply):
+            del sessions[message.run]
+    for run, session in sessions.items():
+        _handle(session, messages.End(run, "FAILED", NOT_FINISHED), lambda _: None)
+        if session.start.sweep is not None:
+            end_orphaned_sweep(session)
+    return 0
 
 
-def main():
+def end_orphaned_sweep(session):
+    """End the sweep's parent run FAILED if the process that launched the sweep is gone.
+
+    It ends the parent itself, also after a crash or Ctrl-C; only a kill (SIGKILL of a
+    basic-launcher sweep, whose jobs train in it) leaves it RUNNING, and then this worker,
+    which saw the job die, is the last one who can end it.
+    """
+    sweep = session.start.sweep
+    try:
+        os.kill(sweep.launcher_pid, 0)
+        return  # alive: the launching process ends the parent run
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return  # another user's process took the number: the sweep's is gone, yet be safe
+    try:
+        parent = session.client.get_run(sweep.parent_run_id)
+        if parent.info.status == "RUNNING":
+            session.client.set_tag(
+                sweep.parent_run_id, "failure_reason", "the sweep's process was killed"
+            )
+            session.client.set_terminated(sweep.parent_run_id, "FAILED")
+    except Exception as err:
+        print(f"could not end the sweep's parent run: {one_line(err)}", file=sys.stderr)
+
+
+def _handle(session, message, reply):
+    """Apply one message to its run; False once the run is over (done, saved or failed)."""
+    try:
+        if isinstance(message, messages.Start):
+            try:
+                session.open()
+            except Unsent:
+                pass  # keep the metrics coming; finish or end tries again
+            reply(messages.Started(message.run, session.info))
+        elif isinstance(message, messages.Metrics):
+            session.log_metrics(message.rows)
+        elif isinstance(message, messages.Finish):
+            session.finish(message)
+            reply(messages.Done(message.run, session.info))
+            return False
+        elif isinstance(message, messages.End):
+            session.end(message.status, message.reason)
+            reply(messages.Done(message.run, session.info))
+            return False
+        return True
+    except Unsent as outage:
+        last = message if isinstance(message, messages.Finish | messages.End) else None
+        last = last or messages.End(message.run, "FAILED", NOT_FINISHED)
+        path = session.save_unsent(last)
+        reply(messages.Unsent(message.run, session.info, str(path), str(outage)))
+        return False
+    except Exception as err:  # a store or server failure that is not an outage
+        reason = f"MLflow tracking at {session.start.uri} failed: {one_line(err)}"
+        reply(messages.Failed(message.run, reason))
+        if session.run_id is not None:
+            try:
+                session.end("FAILED", f"tracking failed: {one_line(err)}")
+            except Exception:
+                pass
+        return False
+
+
+def main(incoming, reply):
+    """Entered by ``python -m runner.tracking`` once it reads stdin; MLflow is imported here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    # Replies go to the real stdout; anything a library prints goes to stderr instead.
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-    def reply(message):
-        try:
-            pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
-            replies.flush()
-        except OSError:  # the training process is gone; the run is ended all the same
-            pass
-
-    return serve(read_messages(sys.stdin.buffer), reply)
+    return serve(incoming, reply)

@@ -2,32 +2,49 @@
 
 ``SweepTracking`` is a Hydra callback (see ``hydra.callbacks`` in conf/config.yaml). At the
 start of a multirun, in the launching process and before any job starts, it creates the
-store's tables, the experiment and the parent run: done there once, they cannot race (16
-jobs creating a fresh SQLite store at once lose runs to "table already exists", and
-concurrent experiment creation files runs under "Default"). Jobs learn the parent from an
-environment variable, which the joblib launcher's worker processes inherit. At the end it
-logs the ranked results table and the best child. A sweep that crashes never reaches
-``on_multirun_end``; the entry point then calls ``end_open_sweep``, so the parent ends FAILED
-or KILLED, never RUNNING.
+store's tables, the experiment and the parent run, and (for the basic launcher and the Optuna
+sweeper, whose jobs run in this process) starts the process's tracking worker. Jobs learn the
+parent from an environment variable, which the joblib launcher's worker processes inherit.
+
+Jobs do not wait for their runs to be logged: each process's tracking worker logs a job's
+artifacts and model while the next job trains. So at the end the callback first waits until
+every child has left RUNNING (each tracked job leaves a marker in its folder, so a child not
+yet created counts too), then logs the ranked results table and the best child. A sweep that
+crashes or is interrupted never reaches ``on_multirun_end``; the entry point then calls
+``end_open_sweep``, which waits the same way and ends the parent FAILED or KILLED, never
+RUNNING.
 """
 
 import json
 import logging
 import os
+import time
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from runner.tracking import client as tracking
 from runner.tracking import tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
+from runner.tracking.messages import SweepJob
 
 PARENT_ENV = "RUNNER_SWEEP_PARENT"
+POLL_S = 0.5
+# How long the end of a sweep waits, beyond tracking.outage_wait_s, for a child that makes no
+# progress (its worker killed outright: nothing can end it) before it ends the parent anyway.
+STALL_MARGIN_S = 60.0
 log = logging.getLogger("runner")
 
 
 def sweep_parent():
-    """The parent run a job belongs to: {"run_id", "uri", "experiment_id"}, or None."""
+    """The parent run a job belongs to: {"run_id", "uri", "experiment_id", ...}, or None."""
     value = os.environ.get(PARENT_ENV)
     return json.loads(value) if value else None
+
+
+def sweep_job(parent, job):
+    """What the tracking worker needs to know of a job's sweep."""
+    return SweepJob(parent["run_id"], job, parent["launcher_pid"])
 
 
 class SweepTracking(Callback):
@@ -36,16 +53,15 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config, **kwargs):
         if not config.tracking.enabled:
             return
-        from mlflow import MlflowClient
         from mlflow.entities import Param
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-        from runner.tracking.store import ensure_experiment
+        from runner.tracking.store import ensure_experiment, open_store
 
         uri = resolve_uri(config.tracking.uri)
         check_reachable(uri)
-        client = MlflowClient(uri)
+        client = open_store(uri)
         experiment_id = ensure_experiment(client, config.experiment, default_artifact_root(uri))
         hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
         overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
@@ -65,15 +81,67 @@ class SweepTracking(Callback):
                 Param("sweep.launcher", launcher),
             ],
         )
-        parent = {"run_id": run.info.run_id, "uri": uri, "experiment_id": experiment_id}
+        parent = {
+            "run_id": run.info.run_id,
+            "uri": uri,
+            "experiment_id": experiment_id,
+            "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()),
+            "stall_s": config.tracking.outage_wait_s + STALL_MARGIN_S,
+            "launcher_pid": os.getpid(),
+        }
         os.environ[PARENT_ENV] = json.dumps(parent)
         log.info(f"sweep tracked as MLflow parent run {name} ({run.info.run_id})")
+        if launcher == "basic":  # the jobs run here: their worker starts with the sweep
+            tracking.tracking_worker()
 
     def on_multirun_end(self, config, **kwargs):
         parent = sweep_parent()
         if parent is not None:
+            wait_for_children(parent)
             finish_sweep(parent)
             del os.environ[PARENT_ENV]
+
+
+def wait_for_children(parent):
+    """Wait until this process's runs are logged and no child of the sweep is RUNNING.
+
+    The children of other processes (joblib, Ray workers) are logged by those processes'
+    workers: they are counted from the markers their jobs left in the sweep's folder. A
+    child that makes no progress for ``stall_s`` (its worker killed outright) is left.
+    """
+    from mlflow import MlflowClient
+
+    tracking.drain()
+    client = MlflowClient(parent["uri"])
+    sweep_dir = Path(parent["sweep_dir"])
+    last, changed = None, time.monotonic()
+    while True:
+        expected = sum(1 for _ in sweep_dir.rglob(tracking.CHILD_MARKER))
+        try:
+            statuses = [run.info.status for run in _children(client, parent)]
+        except Exception:  # the store is away for a moment: keep waiting
+            statuses = None
+        if statuses is not None and len(statuses) >= expected and "RUNNING" not in statuses:
+            return
+        state = (expected, statuses)
+        if state != last:
+            last, changed = state, time.monotonic()
+        elif time.monotonic() - changed > parent["stall_s"]:
+            log.warning(
+                f"sweep: {statuses.count('RUNNING') if statuses else '?'} of {expected} child "
+                f"runs still RUNNING after {parent['stall_s']:.0f} s without progress; ending "
+                f"the sweep's parent run without them"
+            )
+            return
+        time.sleep(POLL_S)
+
+
+def _children(client, parent):
+    return client.search_runs(
+        [parent["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'",
+        max_results=50000,
+    )
 
 
 def finish_sweep(parent):
@@ -81,7 +149,7 @@ def finish_sweep(parent):
     import mlflow
     from mlflow import MlflowClient
 
-    from runner.tracking.results import best_row, child_runs, ranked_table
+    from runner.sweeps.results import best_row, child_runs, ranked_table
 
     mlflow.set_tracking_uri(parent["uri"])
     client = MlflowClient(parent["uri"])
@@ -117,6 +185,7 @@ def end_open_sweep(status, reason):
         return
     from mlflow import MlflowClient
 
+    wait_for_children(parent)
     client = MlflowClient(parent["uri"])
     client.set_tag(parent["run_id"], "failure_reason", reason[:5000])
     client.set_terminated(parent["run_id"], status)

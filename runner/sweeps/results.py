@@ -33,8 +33,9 @@ def ranked_table(runs):
     varying = [c for c in params if runs[c].nunique(dropna=False) > 1]
     names = {c.removeprefix("params.") for c in params}
     # The objective first; a metric that shares a param's name (lr) is left to the param.
+    metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
     metrics = sorted(
-        (c for c in runs.columns if c.startswith("metrics.") and c[8:] not in names),
+        (c for c in metric_columns if c.removeprefix("metrics.") not in names),
         key=lambda c: (not c.startswith(("metrics.val_", "metrics.test_")), c),
     )
     table = pd.DataFrame(

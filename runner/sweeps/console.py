@@ -1,0 +1,78 @@
+"""What a sweep shows on the terminal: one line per job; the job's epoch lines go to its log.
+
+Hydra gives every job a console handler and a file handler (``<job dir>/runner.log``). In a
+sweep, ``quiet_job_console`` lets through the console only warnings, errors and the job's own
+summary line, so a sweep of many jobs reads as a table; the file keeps everything. A single
+run keeps its epoch lines on the console unless ``epoch_lines`` is false.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+JOB_LINE = "runner_job_line"  # the attribute that marks a job's summary record
+EPOCH_LOGGER = "runner.epochs"  # the logger of the epoch lines (runner.progress)
+log = logging.getLogger("runner")
+
+
+def _console_handlers():
+    return [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+    ]
+
+
+def _job_line_or_warning(record):
+    return getattr(record, JOB_LINE, False) or record.levelno >= logging.WARNING
+
+
+def _not_an_epoch_line(record):
+    return record.name != EPOCH_LOGGER
+
+
+def quiet_job_console():
+    """In a sweep's job: the console shows only the job line and warnings (this job only:
+    Hydra sets up new handlers for the next one)."""
+    for handler in _console_handlers():
+        handler.addFilter(_job_line_or_warning)
+
+
+def hide_epoch_lines():
+    """A single run with ``epoch_lines=false``: the epoch lines go to runner.log only."""
+    for handler in _console_handlers():
+        handler.addFilter(_not_an_epoch_line)
+
+
+def set_up(job, overrides, epoch_lines):
+    """The console of one run: a job of a sweep (``job`` its number) or a single run (None).
+
+    Returns the JobLine that the caller fills in; it prints itself only for a sweep's job.
+    """
+    if job is not None:
+        quiet_job_console()
+    elif not epoch_lines:
+        hide_epoch_lines()
+    return JobLine(job, [o for o in overrides if not o.startswith("hydra")])
+
+
+@dataclass
+class JobLine:
+    """``#3 lr=0.1 seed=2  FINISHED  objective 0.0712  1.4 s`` on the console and in the log."""
+
+    job: int | None  # None for a single run, which prints no job line
+    overrides: list
+    status: str = "FAILED"  # until the job says otherwise
+    objective: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def log(self):
+        if self.job is None:
+            return
+        shown = " ".join(self.overrides) or "(defaults)"
+        score = f"objective {self.objective:.4g}" if self.objective is not None else "no objective"
+        seconds = time.monotonic() - self.started
+        log.info(
+            f"#{self.job} {shown}  {self.status}  {score}  {seconds:.1f} s", extra={JOB_LINE: True}
+        )
