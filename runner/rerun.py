@@ -16,12 +16,13 @@ Otherwise exit 1, naming the first epoch whose metrics differ and what differs a
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 
 import yaml
 
-from runner.errors import RunnerError, TrackingError
+from runner.errors import ConfigError, RunnerError, TrackingError
 from runner.tracking import tags
 from runner.tracking.runinfo import (
     array_digest,
@@ -118,7 +119,7 @@ def compose(overrides, env):
         env=env,
     )
     if result.returncode != 0:
-        raise TrackingError(
+        raise ConfigError(
             f"the logged overrides {overrides} no longer compose: "
             f"{(result.stderr.strip().splitlines() or ['(no message)'])[-1]}"
         )
@@ -137,7 +138,7 @@ def environment_for(original):
 
 def train_again(args, env):
     """Run ``python -m runner args``, echoing its output; return the new run's id."""
-    print(f"rerun: python -m runner {' '.join(args)}", flush=True)
+    print(f"rerun: python -m runner {shlex.join(args)}", flush=True)
     process = subprocess.Popen(
         runner_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

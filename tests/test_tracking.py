@@ -132,7 +132,10 @@ def test_a_run_that_raises_is_failed_with_its_reason(project_dir):
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_mid_training_kills_the_run(project_dir, signum, code):
     process, _ = start_cli_until(
-        "epochs=1000000", "tracking.log_model=false", cwd=project_dir, pattern=r"epoch +2000/"
+        "epochs=20000",  # bounded: the test stops it at epoch 2000
+        "tracking.log_model=false",
+        cwd=project_dir,
+        pattern=r"epoch +2000/",
     )
     process.send_signal(signum)  # well into training
     output = process.stdout.read()
@@ -202,7 +205,7 @@ def test_an_unreachable_server_fails_fast_before_training(tmp_path):
 
 def test_a_hard_killed_run_ends_failed_not_running(project_dir):
     process, _ = start_cli_until(
-        "epochs=1000000",
+        "epochs=20000",  # bounded: the test stops it at epoch 2000
         "tracking.log_model=false",
         cwd=project_dir,
         pattern=r"epoch +2000/",
