@@ -3,13 +3,12 @@
 import json
 import re
 import shutil
-import subprocess
 import sys
 from itertools import pairwise
 
 import pytest
 
-from tests.helpers import MlflowServer, run_cli
+from tests.helpers import MlflowServer, run_cli, run_command
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +17,7 @@ FAST = ("epochs=3", "tracking.log_model=false")
 
 def diff(*args, cwd):
     """Run ``python -m runner.diff``; returns the CompletedProcess (text)."""
-    return subprocess.run(
-        [sys.executable, "-m", "runner.diff", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_command([sys.executable, "-m", "runner.diff", *args], cwd=cwd)
 
 
 def train(workdir, *overrides):

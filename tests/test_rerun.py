@@ -4,7 +4,6 @@ import copy
 import re
 import shutil
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ from mlflow import MlflowClient
 
 from runner.rerun import NOT_PINNED, Mismatch, compose, first_difference, pins, verify
 from runner.tracking.runinfo import connect, flatten, load_run, weights_digest
-from tests.helpers import MlflowServer, run_cli, start_cli_until
+from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +23,7 @@ LONG = ("model=mlp_64_128_64_10", "dataset=digits", "epochs=30", "optimizer=mome
 
 def rerun(*args, cwd, env=None):
     """Run ``python -m runner.rerun``; returns the CompletedProcess (text)."""
-    return subprocess.run(
-        [sys.executable, "-m", "runner.rerun", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_command([sys.executable, "-m", "runner.rerun", *args], cwd=cwd, timeout=300, env=env)
 
 
 def run_id_of(output):
