@@ -366,7 +366,7 @@ def slurm_conf(folder, ports, munge_socket):
     return "\n".join(
         [
             "ClusterName=runnerci",
-            f"SlurmctldHost={socket.gethostname()}(127.0.0.1)",
+            f"SlurmctldHost={socket.gethostname().split('.')[0]}(127.0.0.1)",  # short name
             f"SlurmctldPort={ports[0]}",
             f"SlurmdPort={ports[1]}",
             # Listen on the configured 127.0.0.1, not on every interface.
