@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli
+from tests.helpers import free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +52,6 @@ def installed(module):
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a parent package is missing
         return False
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def postgres_bin():
