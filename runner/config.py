@@ -220,6 +220,8 @@ def _reject_unknown_keys(node, schema, prefix):
                 f"unknown config key {prefix}{key}; valid keys here are {sorted(fields)}"
             )
         sub_schema = fields[key].type
+        if OmegaConf.is_missing(node, key):  # e.g. ~model: reported by to_run_config as unset
+            continue
         if dataclasses.is_dataclass(sub_schema) and isinstance(value, DictConfig):
             _reject_unknown_keys(value, sub_schema, f"{prefix}{key}.")
 

@@ -15,8 +15,9 @@ pytest_plugins = ("pytester",)  # tests/test_fixtures.py runs pytest inside pyte
 # failure is never luck. A developer's default run fuzzes: 50 new random examples each time.
 # `pytest --hypothesis-profile=fuzz` digs deeper (500 random examples per property).
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None)
-settings.register_profile("dev", max_examples=50, deadline=None)
-settings.register_profile("fuzz", max_examples=500, deadline=None)
+# Explicitly random: Hypothesis's own default derandomizes wherever CI is set in the environment.
+settings.register_profile("dev", max_examples=50, deadline=None, derandomize=False)
+settings.register_profile("fuzz", max_examples=500, deadline=None, derandomize=False)
 settings.load_profile("dev")
 
 # Variables of the developer's shell that would redirect or change the runs under test:

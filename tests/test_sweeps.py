@@ -4,12 +4,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli, start_cli_until
+from tests.helpers import run_cli, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -164,21 +165,36 @@ def test_a_failed_job_scores_inf_for_the_sweeper(tmp_path):
 
 
 def test_ctrl_c_ends_a_sweep_and_its_running_job_killed(project_dir):
-    process, _ = start_cli_until(
-        "-m",
-        "seed=0,1,2",
-        "epochs=20000",  # bounded, and far more than the test lets it train
-        "tracking.log_model=false",
+    # Job 0 trains 20 epochs; job 1 far more than the test lets it train (bounded all the same).
+    # A sweep's console shows one line per job, so the moment to strike is an event in the
+    # store: job 1's run is there, RUNNING.
+    process = start_process(
+        [sys.executable, "-m", "runner", "-m", "epochs=20,20000", "tracking.log_model=false"],
         cwd=project_dir,
-        pattern=r"epoch +100/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
+    query = "tags.`runner.sweep_job` = '1'"
+    deadline = time.monotonic() + 180
+
+    def job_1_running():
+        experiment = client.get_experiment_by_name("runner")  # the sweep's start creates it
+        return experiment and client.search_runs([experiment.experiment_id], query)
+
+    while not job_1_running():
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "job 1's run never appeared in the store"
+        time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal: the launching process
     output = process.stdout.read()
     assert process.wait(timeout=120) == 130, output
     assert "Traceback" not in output, output
     _, parent, children = sweep_runs(project_dir)
     assert parent.info.status == "KILLED", parent.data.tags.get("failure_reason")
-    assert [c.info.status for c in children] == ["KILLED"]  # the other jobs never started
+    statuses = {c.data.tags["runner.sweep_job"]: c.info.status for c in children}
+    assert statuses == {"0": "FINISHED", "1": "KILLED"}
 
 
 def test_a_crashed_sweep_ends_its_parent_failed(project_dir):
