@@ -217,11 +217,10 @@ def test_keys_the_overrides_no_longer_give_are_pinned(project):
 @pytest.mark.heavy  # an MLflow server's start-up costs tens of seconds on a busy machine
 def test_rerun_through_a_tracking_server(project, tmp_path):
     workdir = project.workdir
+    original = project.run("float32 momentum")  # before the server copies the store
     server = MlflowServer(tmp_path, workdir / "outputs" / "mlflow.db").start()
     try:
-        result = rerun(
-            project.run("float32 momentum"), "--verify", "--tracking-uri", server.uri, cwd=workdir
-        )
+        result = rerun(original, "--verify", "--tracking-uri", server.uri, cwd=workdir)
     finally:
         server.stop()
     assert result.returncode == 0, result.stdout + result.stderr
