@@ -116,8 +116,8 @@ def train(job: Job) -> float:
     parts = prepare(cfg)
     log.info(parts.net.summary(cfg.model.name))
     log_setup(cfg, parts)
-    tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     job.output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it; a caller may not have
+    tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     checkpointer = Checkpointer(
         job.output_dir,
         cfg.checkpoint.every_n_epochs,
