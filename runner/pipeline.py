@@ -2,8 +2,10 @@
 
 ``train(job)`` is the whole run as the command line starts it; read it first. ``prepare`` and
 ``run`` are its two halves without the tracker, the checkpoints or the progress bar, so tests
-and notebooks can train a config directly. Hydra stays in ``__main__``: a ``Job`` arrives
-here as plain data. Every call into ``runner.tracking`` is in the marked section at the end.
+and notebooks can train a config directly. Hydra's composition and callbacks stay in ``__main__``:
+a ``Job`` arrives here as plain data (importing this module still loads hydra and omegaconf,
+through the structured configs of ``runner.config``). Every call into ``runner.tracking`` is
+in the marked section at the end.
 """
 
 import contextlib
@@ -329,13 +331,14 @@ def load_resume(job: Job):
 
 
 # ---------------------------------------------------------------------------------------------
-# Tracking: every call into runner.tracking, and every use of the Tracker, is below; train()
-# above only passes the tracker along. Nothing else in the pipeline imports runner.tracking.
+# Tracking: every call into runner.tracking, and every use of its TrackedRun (the tracker), is
+# below; train() above only passes the tracker along. Nothing else in the pipeline imports
+# runner.tracking.
 
 
 def parent_run():
     """The sweep's parent run this job belongs to ({"run_id", "uri", ...}), or None."""
-    from runner.sweeps.callback import sweep_parent
+    from runner.sweeps.parent import sweep_parent
 
     return sweep_parent()
 
@@ -377,7 +380,7 @@ def check_tracking_reachable(cfg: RunConfig, uri=None):
 
 def start_tracker(job: Job, parts: Parts, resumed, parent):
     """The run on this process's tracking worker (one worker serves every run of a process)."""
-    from runner.sweeps.callback import sweep_job
+    from runner.sweeps.parent import sweep_job
     from runner.tracking.client import describe_run as describe_tracked_run
     from runner.tracking.client import resolve_uri, tracking_worker
 

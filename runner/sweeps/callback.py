@@ -23,28 +23,16 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from runner.sweeps.parent import PARENT_ENV, sweep_parent
 from runner.tracking import client as tracking
 from runner.tracking import tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
-from runner.tracking.messages import SweepJob
 
-PARENT_ENV = "RUNNER_SWEEP_PARENT"
 POLL_S = 0.5
 # How long the end of a sweep waits, beyond tracking.outage_wait_s, for a child that makes no
 # progress (its worker killed outright: nothing can end it) before it ends the parent anyway.
 STALL_MARGIN_S = 60.0
 log = logging.getLogger("runner")
-
-
-def sweep_parent():
-    """The parent run a job belongs to: {"run_id", "uri", "experiment_id", ...}, or None."""
-    value = os.environ.get(PARENT_ENV)
-    return json.loads(value) if value else None
-
-
-def sweep_job(parent, job):
-    """What the tracking worker needs to know of a job's sweep."""
-    return SweepJob(parent["run_id"], job, parent["launcher_pid"])
 
 
 class SweepTracking(Callback):
