@@ -423,7 +423,8 @@ def finish_tracker(tracker, outcome: Outcome, wait):
     """Send the final metrics and the weights; the worker logs the artifacts and the model.
 
     wait : a single run waits until its run is stored and says where it went; a sweep's job
-        returns at once and is logged while the next job trains (the sweep's end waits).
+        returns once its run exists and is logged while the next job trains (the sweep's end
+        waits, and so does the process before it exits).
     """
     final = dict(outcome.test_metrics)
     if outcome.fit.best_epoch is not None:
