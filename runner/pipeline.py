@@ -124,7 +124,7 @@ def train(job: Job) -> float:
         job.output_dir,
         cfg.checkpoint.every_n_epochs,
         cfg.checkpoint.min_interval_s,
-        describe=partial(describe_run, job, tracker),
+        describe=partial(checkpoint_extra, job, tracker),
     )
     steps = -(-parts.dataset.train.X.shape[0] // cfg.batch)
     progress = Progress(cfg.epochs, steps, show_bar=cfg.progress)
@@ -381,12 +381,11 @@ def check_tracking_reachable(cfg: RunConfig, uri=None):
 def start_tracker(job: Job, parts: Parts, resumed, parent):
     """The run on this process's tracking worker (one worker serves every run of a process)."""
     from runner.sweeps.parent import sweep_job
-    from runner.tracking.client import describe_run as describe_tracked_run
-    from runner.tracking.client import resolve_uri, tracking_worker
+    from runner.tracking.client import resolve_uri, start_message, tracking_worker
 
     cfg = job.cfg
     uri = parent["uri"] if parent else resolve_uri(cfg.tracking.uri)
-    start = describe_tracked_run(
+    start = start_message(
         config=job.config,
         overrides=job.overrides,
         net=parts.net,
@@ -457,7 +456,7 @@ def report_tracked(reply):
     log.warning(f"Upload it later with: python -m runner.tracking.upload {reply.path}")
 
 
-def describe_run(job: Job, tracker):
+def checkpoint_extra(job: Job, tracker):
     """What a checkpoint stores beside the state; read at write time, once the run has an id."""
     return {
         "config": job.config,

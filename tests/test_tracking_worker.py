@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from runner import pipeline
 from runner.tracking import messages
-from runner.tracking.client import TrackingWorker, describe_run
+from runner.tracking.client import TrackingWorker, start_message
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -26,7 +26,7 @@ def start(project_dir):
     """The start message of a default run, logging to the project's store."""
     run_cfg = compose_run_config("tracking.log_model=false")
     parts = pipeline.prepare(run_cfg)
-    yield describe_run(
+    yield start_message(
         config=dataclasses.asdict(run_cfg),
         overrides=[],
         net=parts.net,

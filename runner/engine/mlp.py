@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from runner.dtypes import DTYPES
 from runner.engine.activations import ACTIVATIONS, BACKPROPS
 from runner.engine.initializers import initializer_for
 from runner.engine.losses import check_pairing, get_loss
 from runner.engine.summary import format_summary, summary_rows
 from runner.errors import ConfigError, WeightsError
 
-DTYPES = ("float32", "float64")
 PREDICT_BATCH = 4096
 
 

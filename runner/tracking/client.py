@@ -109,13 +109,16 @@ def run_name(model_name, values, overrides):
     return "-".join(parts)
 
 
-def flatten(config, prefix=""):
-    """Nested dicts → dotted keys, lists as text: {'model.layers': '[4, 8, 8, 3]', ...}."""
+def flatten_params(config, prefix=""):
+    """Nested dicts → dotted keys, lists as text (MLflow params): {'model.layers': '[4, 8, 8, 3]'}.
+
+    ``runinfo.flatten`` keeps the lists, to compare a logged run's config with today's.
+    """
     items = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            items.update(flatten(value, f"{name}."))
+            items.update(flatten_params(value, f"{name}."))
         else:
             items[name] = str(value) if isinstance(value, list) else value
     return items
@@ -415,7 +418,7 @@ def stop_worker():
     _worker = None
 
 
-def describe_run(
+def start_message(
     *,
     config,
     overrides,
@@ -454,7 +457,7 @@ def describe_run(
                 tags.OVERRIDES: " ".join(overrides),
             }
         )
-    params = flatten(config)
+    params = flatten_params(config)
     params["n_params"] = net.n_params
     params["loss.resolved"] = loss
     layers = net.summary_rows()
