@@ -27,3 +27,9 @@ class DivergenceError(RunnerError, ArithmeticError):
 
 class TrackingError(RunnerError):
     """The MLflow store or server cannot be used (unreachable, refused, misconfigured)."""
+
+
+def one_line(err):
+    """An exception as one line: its type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"

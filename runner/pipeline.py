@@ -2,8 +2,10 @@
 
 ``train(job)`` is the whole run as the command line starts it; read it first. ``prepare`` and
 ``run`` are its two halves without the tracker, the checkpoints or the progress bar, so tests
-and notebooks can train a config directly. Hydra stays in ``__main__``: a ``Job`` arrives
-here as plain data. Every call into ``runner.tracking`` is in the marked section at the end.
+and notebooks can train a config directly. Hydra's composition and callbacks stay in ``__main__``:
+a ``Job`` arrives here as plain data (importing this module still loads hydra and omegaconf,
+through the structured configs of ``runner.config``). Every call into ``runner.tracking`` is
+in the marked section at the end.
 """
 
 import contextlib
@@ -116,13 +118,13 @@ def train(job: Job) -> float:
     parts = prepare(cfg)
     log.info(parts.net.summary(cfg.model.name))
     log_setup(cfg, parts)
-    tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     job.output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it; a caller may not have
+    tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     checkpointer = Checkpointer(
         job.output_dir,
         cfg.checkpoint.every_n_epochs,
         cfg.checkpoint.min_interval_s,
-        describe=partial(describe_run, job, tracker),
+        describe=partial(checkpoint_extra, job, tracker),
     )
     steps = -(-parts.dataset.train.X.shape[0] // cfg.batch)
     progress = Progress(cfg.epochs, steps, show_bar=cfg.progress)
@@ -329,13 +331,14 @@ def load_resume(job: Job):
 
 
 # ---------------------------------------------------------------------------------------------
-# Tracking: every call into runner.tracking, and every use of the Tracker, is below; train()
-# above only passes the tracker along. Nothing else in the pipeline imports runner.tracking.
+# Tracking: every call into runner.tracking, and every use of its TrackedRun (the tracker), is
+# below; train() above only passes the tracker along. Nothing else in the pipeline imports
+# runner.tracking.
 
 
 def parent_run():
     """The sweep's parent run this job belongs to ({"run_id", "uri", ...}), or None."""
-    from runner.sweeps.callback import sweep_parent
+    from runner.sweeps.parent import sweep_parent
 
     return sweep_parent()
 
@@ -377,13 +380,12 @@ def check_tracking_reachable(cfg: RunConfig, uri=None):
 
 def start_tracker(job: Job, parts: Parts, resumed, parent):
     """The run on this process's tracking worker (one worker serves every run of a process)."""
-    from runner.sweeps.callback import sweep_job
-    from runner.tracking.client import describe_run as describe_tracked_run
-    from runner.tracking.client import resolve_uri, tracking_worker
+    from runner.sweeps.parent import sweep_job
+    from runner.tracking.client import resolve_uri, start_message, tracking_worker
 
     cfg = job.cfg
     uri = parent["uri"] if parent else resolve_uri(cfg.tracking.uri)
-    start = describe_tracked_run(
+    start = start_message(
         config=job.config,
         overrides=job.overrides,
         net=parts.net,
@@ -420,7 +422,8 @@ def finish_tracker(tracker, outcome: Outcome, wait):
     """Send the final metrics and the weights; the worker logs the artifacts and the model.
 
     wait : a single run waits until its run is stored and says where it went; a sweep's job
-        returns at once and is logged while the next job trains (the sweep's end waits).
+        returns once its run exists and is logged while the next job trains (the sweep's end
+        waits, and so does the process before it exits).
     """
     final = dict(outcome.test_metrics)
     if outcome.fit.best_epoch is not None:
@@ -453,7 +456,7 @@ def report_tracked(reply):
     log.warning(f"Upload it later with: python -m runner.tracking.upload {reply.path}")
 
 
-def describe_run(job: Job, tracker):
+def checkpoint_extra(job: Job, tracker):
     """What a checkpoint stores beside the state; read at write time, once the run has an id."""
     return {
         "config": job.config,

@@ -4,7 +4,8 @@ import logging
 import sys
 import time
 
-log = logging.getLogger("runner.epochs")  # its own logger, so a console can leave it out
+EPOCH_LOGGER = "runner.epochs"  # its own logger, so a console can leave it out
+log = logging.getLogger(EPOCH_LOGGER)
 
 
 def format_metrics(metrics):

@@ -14,7 +14,7 @@ import pytest
 from runner.datasets import load_dataset
 from runner.errors import TrackingError
 from runner.tracking import messages
-from runner.tracking.client import check_reachable, flatten, resolve_uri, run_name
+from runner.tracking.client import check_reachable, flatten_params, resolve_uri, run_name
 
 
 def test_default_store_is_an_absolute_sqlite_path_under_outputs(tmp_path, monkeypatch):
@@ -39,9 +39,9 @@ def test_run_name_comes_from_the_model_and_the_overrides():
     )
 
 
-def test_flatten_gives_dotted_keys():
+def test_flatten_params_gives_dotted_keys_and_lists_as_text():
     config = {"batch": 32, "model": {"layers": [4, 8, 3], "bias": True}, "loss": {"name": "auto"}}
-    assert flatten(config) == {
+    assert flatten_params(config) == {
         "batch": 32,
         "model.layers": "[4, 8, 3]",
         "model.bias": True,

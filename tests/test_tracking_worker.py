@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from runner import pipeline
 from runner.tracking import messages
-from runner.tracking.client import TrackingWorker, describe_run
+from runner.tracking.client import TrackingWorker, start_message
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -26,7 +26,7 @@ def start(project_dir):
     """The start message of a default run, logging to the project's store."""
     run_cfg = compose_run_config("tracking.log_model=false")
     parts = pipeline.prepare(run_cfg)
-    yield describe_run(
+    yield start_message(
         config=dataclasses.asdict(run_cfg),
         overrides=[],
         net=parts.net,
@@ -114,3 +114,40 @@ def test_training_keeps_one_blas_thread_until_the_worker_has_started(start):
     finally:
         worker.close()
     assert MlflowClient(start.uri).get_run(run.run_id).info.status == "KILLED"
+
+
+def test_a_sweep_job_returns_only_once_its_run_is_in_the_store(start):
+    # The sweep's end counts the children in the store: a job that returned before its
+    # worker created the run (the worker still importing MLflow) would be missed.
+    client = MlflowClient(start.uri)
+    parent = client.create_run(client.create_experiment("sweeps")).info.run_id
+    worker = TrackingWorker()
+    try:
+        run = worker.start_run(dataclasses.replace(start, sweep=messages.SweepJob(parent, 0, 1)))
+        assert run.end("FAILED", "job crashed", wait=False) is None
+        assert run.run_id is not None
+        assert client.get_run(run.run_id).info.run_name == start.run_name
+    finally:
+        worker.close()
+
+
+def test_a_process_waits_at_exit_for_the_runs_it_left_to_its_worker(start, tmp_path):
+    # Under SLURM the job's processes die with it, the detached worker too: the process
+    # that owns the worker must not exit while its runs are still being logged.
+    import pickle
+    import subprocess
+    import sys
+
+    message = tmp_path / "start.pickle"
+    message.write_bytes(pickle.dumps(start))
+    job = (
+        "import pickle, sys\n"
+        "from runner.tracking.client import tracking_worker\n"
+        "run = tracking_worker().start_run(pickle.loads(open(sys.argv[1], 'rb').read()))\n"
+        "run.end('KILLED', 'job over', wait=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", job, str(message)], check=True, timeout=120)
+    (run,) = MlflowClient(start.uri).search_runs(
+        [MlflowClient(start.uri).get_experiment_by_name("runner").experiment_id]
+    )
+    assert run.info.status == "KILLED"

@@ -12,11 +12,11 @@ import numpy as np
 
 from runner.datasets._builtin import BUILTIN_NAMES
 from runner.datasets._generated import GENERATED_NAMES
+from runner.dtypes import DTYPES
 from runner.errors import ConfigError
 
 DATASET_NAMES = (*BUILTIN_NAMES, "digits28", *GENERATED_NAMES, "csv")
 TASKS = ("auto", "classification", "regression")
-DTYPES = ("float32", "float64")
 CSV_OPTIONS = ("path", "target", "task")  # options only the "csv" set takes
 GENERATED_OPTIONS = ("n_samples", "noise", "n_classes", "n_features")  # generated sets only
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from runner.dtypes import DTYPES
 from runner.engine.activations import ACTIVATIONS, BACKPROPS
 from runner.engine.initializers import initializer_for
 from runner.engine.losses import check_pairing, get_loss
 from runner.engine.summary import format_summary, summary_rows
 from runner.errors import ConfigError, WeightsError
 
-DTYPES = ("float32", "float64")
 PREDICT_BATCH = 4096
 
 
@@ -306,7 +306,7 @@ class MLP:
         The file is read with ``allow_pickle=False``: it can hold numbers only. ``dtype``
         None keeps the file's float32/float64.
         """
-        arrays = read_weights(path)
+        arrays = read_npz(path)
         n_layers = sum(1 for key in arrays if key.startswith("W"))
         bias = "b1" in arrays
         expected = {f"W{i}" for i in range(1, n_layers + 1)}
@@ -324,7 +324,7 @@ class MLP:
 
     def load_weights(self, path):
         """Replace this net's parameters with those in an ``.npz``; shapes must match."""
-        self.set_params(read_weights(path), source=path)
+        self.set_params(read_npz(path), source=path)
         return self
 
     def set_params(self, arrays, source="the given parameters"):
@@ -362,23 +362,26 @@ class MLP:
         )
 
 
-def read_weights(path):
-    """Read every array of an ``.npz`` without unpickling anything; errors name the file."""
+def read_npz(path, what="weights file", fix="save weights with MLP.save"):
+    """Read every array of an ``.npz`` without unpickling anything; errors name the file.
+
+    what : the file's kind in the messages; fix : what to do about a file of the wrong kind.
+    Weights files and training checkpoints are both read here.
+    """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; check the path")
+        raise WeightsError(f"{what} {path} does not exist; check the path")
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
-                raise WeightsError(f"{path} is a single .npy array; save weights with MLP.save")
+                raise WeightsError(f"{path} is a single .npy array; {fix}")
             return {key: data[key] for key in data.files}
     except ValueError as err:
         raise WeightsError(
-            f"{path} holds pickled objects, which runner refuses to load ({err}); "
-            f"save weights with MLP.save"
+            f"{path} holds pickled objects, which runner refuses to load ({err}); {fix}"
         ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise WeightsError(f"{path} is not a readable .npz weights file ({err})") from None
+        raise WeightsError(f"{path} is not a readable .npz {what} ({err})") from None
 
 
 def _check_keys(source, arrays, expected):

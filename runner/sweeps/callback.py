@@ -7,12 +7,12 @@ sweeper, whose jobs run in this process) starts the process's tracking worker. J
 parent from an environment variable, which the joblib launcher's worker processes inherit.
 
 Jobs do not wait for their runs to be logged: each process's tracking worker logs a job's
-artifacts and model while the next job trains. So at the end the callback first waits until
-every child has left RUNNING (each tracked job leaves a marker in its folder, so a child not
-yet created counts too), then logs the ranked results table and the best child. A sweep that
-crashes or is interrupted never reaches ``on_multirun_end``; the entry point then calls
-``end_open_sweep``, which waits the same way and ends the parent FAILED or KILLED, never
-RUNNING.
+artifacts and model while the next job trains; a job does return only once its run exists in
+the store, and a process waits for its worker's runs before it exits. So at the end the
+callback first waits until every child has left RUNNING, then logs the ranked results table
+and the best child. A sweep that crashes or is interrupted never reaches ``on_multirun_end``;
+the entry point then calls ``end_open_sweep``, which waits the same way and ends the parent
+FAILED or KILLED, never RUNNING.
 """
 
 import json
@@ -23,28 +23,16 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from runner.sweeps.parent import PARENT_ENV, sweep_parent
 from runner.tracking import client as tracking
 from runner.tracking import tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
-from runner.tracking.messages import SweepJob
 
-PARENT_ENV = "RUNNER_SWEEP_PARENT"
 POLL_S = 0.5
 # How long the end of a sweep waits, beyond tracking.outage_wait_s, for a child that makes no
 # progress (its worker killed outright: nothing can end it) before it ends the parent anyway.
 STALL_MARGIN_S = 60.0
 log = logging.getLogger("runner")
-
-
-def sweep_parent():
-    """The parent run a job belongs to: {"run_id", "uri", "experiment_id", ...}, or None."""
-    value = os.environ.get(PARENT_ENV)
-    return json.loads(value) if value else None
-
-
-def sweep_job(parent, job):
-    """What the tracking worker needs to know of a job's sweep."""
-    return SweepJob(parent["run_id"], job, parent["launcher_pid"])
 
 
 class SweepTracking(Callback):
@@ -106,8 +94,10 @@ def wait_for_children(parent):
     """Wait until this process's runs are logged and no child of the sweep is RUNNING.
 
     The children of other processes (joblib, Ray workers) are logged by those processes'
-    workers: they are counted from the markers their jobs left in the sweep's folder. A
-    child that makes no progress for ``stall_s`` (its worker killed outright) is left.
+    workers. Every job that returned has its run in the store; the markers tracked jobs leave
+    in the sweep's folder also count a job stopped before its run was created (a crash or
+    Ctrl-C of a sweep whose jobs share this machine's folder; a Ray cluster's other nodes do
+    not). A child that makes no progress for ``stall_s`` (its worker killed outright) is left.
     """
     from mlflow import MlflowClient
 

@@ -10,8 +10,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from runner.progress import EPOCH_LOGGER
+
 JOB_LINE = "runner_job_line"  # the attribute that marks a job's summary record
-EPOCH_LOGGER = "runner.epochs"  # the logger of the epoch lines (runner.progress)
 log = logging.getLogger("runner")
 
 

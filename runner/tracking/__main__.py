@@ -18,10 +18,6 @@ import queue
 import sys
 import threading
 
-if os.fork():
-    os._exit(0)
-os.nice(19)
-
 EOF_MARK = None
 
 
@@ -63,4 +59,8 @@ def main():
     return worker.main(incoming(inbox), reply)
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    if os.fork():
+        os._exit(0)
+    os.nice(19)
+    sys.exit(main())

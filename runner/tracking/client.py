@@ -9,6 +9,7 @@ step. If this process dies, even by SIGKILL, the worker reads end-of-file and en
 it got no end for as FAILED: a run is never left RUNNING.
 """
 
+import atexit
 import dataclasses
 import itertools
 import os
@@ -31,6 +32,10 @@ from runner.tracking import messages, tags
 DEFAULT_STORE = Path("outputs") / "mlflow.db"
 REACHABILITY_TIMEOUT_S = 5.0
 SEND_INTERVAL_S = 0.5
+# Beyond tracking.outage_wait_s (the worker's own bound on every store call), how long a
+# sweep's job waits for its run to exist, and an exiting process for its runs to be logged,
+# before it leaves them to a worker that makes no progress.
+WORKER_MARGIN_S = 60.0
 # The worker's environment. Bounded retries for its HTTP calls: MLflow's defaults retry for
 # minutes, and the worker waits out outages itself.
 HTTP_ENVIRONMENT = {
@@ -104,13 +109,16 @@ def run_name(model_name, values, overrides):
     return "-".join(parts)
 
 
-def flatten(config, prefix=""):
-    """Nested dicts → dotted keys, lists as text: {'model.layers': '[4, 8, 8, 3]', ...}."""
+def flatten_params(config, prefix=""):
+    """Nested dicts → dotted keys, lists as text (MLflow params): {'model.layers': '[4, 8, 8, 3]'}.
+
+    ``runinfo.flatten`` keeps the lists, to compare a logged run's config with today's.
+    """
     items = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            items.update(flatten(value, f"{name}."))
+            items.update(flatten_params(value, f"{name}."))
         else:
             items[name] = str(value) if isinstance(value, list) else value
     return items
@@ -183,11 +191,15 @@ class TrackingWorker:
         if interrupted is not None:
             raise interrupted
 
-    def drain(self):
-        """Wait until every run sent so far is stored and ended (or the worker has died)."""
+    def drain(self, bounded=False):
+        """Wait until every run sent so far is stored and ended (or the worker has died).
+
+        bounded : give up once the worker has made no progress for its outage wait and
+            WORKER_MARGIN_S (at exit: a process must not hang on a stuck worker).
+        """
         self.written()
         for run in list(self.runs.values()):
-            run.wait_done()
+            run.wait_done(run.bound_s if bounded else None)
 
     def close(self):
         """No more runs: the worker exits once it has logged those it has."""
@@ -245,6 +257,9 @@ class TrackedRun:
         self.worker, self.number = worker, number
         self.uri = start.uri
         self.run_id = start.resume_run_id  # set when the worker reports the new run
+        self.started = threading.Event()  # the worker has opened the run (or given up on it)
+        self.bound_s = start.outage_wait_s + WORKER_MARGIN_S
+        self._sweep = start.sweep is not None
         self.failure = None  # the worker's error message, once tracking this run failed
         self.reply = None  # the last reply: Done, Unsent or Failed; None if the worker died
         self.done = threading.Event()
@@ -261,6 +276,7 @@ class TrackedRun:
 
     def receive(self, reply):
         """A reply from the worker (reader thread); None when the worker died."""
+        self.started.set()
         if isinstance(reply, messages.Started):
             self.run_id = reply.info.run_id
             return
@@ -322,13 +338,25 @@ class TrackedRun:
         self._restore_blas()
         self.worker.send(message)
         self.worker.written()
-        return self.wait() if wait else None
+        if wait:
+            return self.wait()
+        if self._sweep:
+            # The sweep's end counts the children in the store, which every node shares (a
+            # Ray cluster's nodes share no folder): a job returns once its run is there.
+            self._wait_for(self.started, self.bound_s)
+        return None
 
-    def wait_done(self):
-        """Until the last reply comes, or the worker's replies end (it died)."""
-        while not self.done.wait(0.5):
+    def wait_done(self, timeout_s=None):
+        """Until the last reply comes, the worker's replies end (it died), or ``timeout_s``."""
+        self._wait_for(self.done, timeout_s)
+
+    def _wait_for(self, event, timeout_s):
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not event.wait(0.5):
             if not self.worker.answering:
                 self.receive(None)
+            elif deadline is not None and time.monotonic() > deadline:
+                return
 
     def wait(self):
         """The run's last reply, once the worker has stored (or saved) everything of it."""
@@ -355,6 +383,8 @@ def tracking_worker():
     global _worker
     if _worker is None or _worker.pid != os.getpid() or not _worker.alive:
         _worker = TrackingWorker()
+        atexit.unregister(drain_at_exit)  # registered once, however many workers it took
+        atexit.register(drain_at_exit)
     return _worker
 
 
@@ -362,6 +392,22 @@ def drain():
     """Wait until every run this process tracked is stored and ended (nothing if none)."""
     if _worker is not None and _worker.pid == os.getpid():
         _worker.drain()
+
+
+def drain_at_exit():
+    """At exit, wait for the runs this process left to its worker (a sweep job's last ones).
+
+    The worker is detached so that it can finish them after this process is gone, but a
+    batch system that tracks a job's processes (SLURM's cgroups) kills it with the job; so a
+    process waits for its runs, bounded per run by the outage wait and WORKER_MARGIN_S. A
+    second Ctrl-C or a SIGTERM meanwhile leaves the rest to the worker at once.
+    """
+    if _worker is None or _worker.pid != os.getpid():
+        return
+    try:
+        _worker.drain(bounded=True)
+    except BaseException:  # interrupted while waiting: exit now, as asked
+        pass
 
 
 def stop_worker():
@@ -372,7 +418,7 @@ def stop_worker():
     _worker = None
 
 
-def describe_run(
+def start_message(
     *,
     config,
     overrides,
@@ -411,7 +457,7 @@ def describe_run(
                 tags.OVERRIDES: " ".join(overrides),
             }
         )
-    params = flatten(config)
+    params = flatten_params(config)
     params["n_params"] = net.n_params
     params["loss.resolved"] = loss
     layers = net.summary_rows()

@@ -126,7 +126,9 @@ class End:
 
 
 @dataclass(frozen=True)
-class RunInfo:
+class RunLocation:
+    """Where a run is stored (run_id None when the store was away when it started)."""
+
     run_id: str | None
     experiment_id: str | None
     uri: str
@@ -136,7 +138,7 @@ class RunInfo:
 @dataclass(frozen=True)
 class Started:
     run: int
-    info: RunInfo
+    info: RunLocation
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class Done:
     """Everything of the run is stored and it has its final status."""
 
     run: int
-    info: RunInfo
+    info: RunLocation
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class Unsent:
     """The store stayed away: what it lacks of the run is saved in ``path`` for upload."""
 
     run: int
-    info: RunInfo
+    info: RunLocation
     path: str
     reason: str
 

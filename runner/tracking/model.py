@@ -103,8 +103,8 @@ def pip_requirements():
     Stated, not inferred: inference imports the model in a subprocess, seconds per run. MLflow
     still checks stated requirements against the installed packages, and its first check in
     a process scans every installed distribution (``packages_distributions``, about 1.3 s),
-    then keeps the map for the process. Running that check here, once, lets a tracking worker
-    pay it while training runs (by calling this early) rather than at the end of a run.
+    then keeps the map for the process. Cached, so a worker that logs many models (a sweep's)
+    pays the check at its first model only.
     """
     requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
     warn_dependency_requirement_mismatches(requirements)

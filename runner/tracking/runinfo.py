@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from runner.errors import TrackingError
+from runner.errors import TrackingError, one_line
 from runner.tracking import tags
-from runner.tracking.client import check_reachable, resolve_uri
+from runner.tracking.client import HTTP_ENVIRONMENT, check_reachable, resolve_uri
 
 # Config groups: each group's file sets ``<group>.name`` to its own name.
 GROUPS = ("model", "dataset", "loss", "optimizer")
@@ -33,13 +33,6 @@ ENVIRONMENT_PREFIX = "version."
 DATA_KEYS_PREFIX = "dataset."
 DATA_KEYS = ("seed", "dtype")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-# MLflow's defaults retry an HTTP call for minutes; a look-up should fail within seconds.
-QUIET_MLFLOW = {
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
 
 
 def connect(uri_option):
@@ -47,7 +40,7 @@ def connect(uri_option):
 
     Raises TrackingError, in one line, for a missing SQLite file or a server that is down.
     """
-    for key, value in QUIET_MLFLOW.items():
+    for key, value in HTTP_ENVIRONMENT.items():  # a look-up fails within seconds, quietly
         os.environ.setdefault(key, value)
     uri = resolve_uri(uri_option, create=False)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -231,8 +224,3 @@ def data_config(info):
     """The config keys that decide the data set's splits and their digests."""
     flat = info.flat_config
     return {k: v for k, v in flat.items() if k.startswith(DATA_KEYS_PREFIX) or k in DATA_KEYS}
-
-
-def one_line(err):
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"

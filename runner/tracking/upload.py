@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from runner.errors import one_line
 from runner.tracking import messages
-from runner.tracking.worker import RunSession, one_line
+from runner.tracking.worker import RunSession
 
 
 def upload(path):

@@ -39,6 +39,7 @@ from mlflow.exceptions import MlflowException
 from threadpoolctl import threadpool_info
 
 from runner.engine import MLP
+from runner.errors import one_line
 from runner.tracking import messages
 from runner.tracking.model import PACKAGE, log_model
 from runner.tracking.store import ensure_experiment, open_store
@@ -51,7 +52,7 @@ TRANSIENT_MARKERS = ("API request to", "database is locked", "Connection refused
 NOT_FINISHED = "the training process ended without finishing"
 
 
-class Unsent(Exception):
+class OutageOutlasted(Exception):
     """The store did not come back within the wait; what it lacks is saved to a file."""
 
 
@@ -111,7 +112,7 @@ class RunSession:
 
     @property
     def info(self):
-        return messages.RunInfo(self.run_id, self.experiment_id, self.start.uri, self.run_name)
+        return messages.RunLocation(self.run_id, self.experiment_id, self.start.uri, self.run_name)
 
     def _create_run(self):
         """Create the run once; the rest may repeat after an outage (same values again)."""
@@ -208,7 +209,7 @@ class RunSession:
     def _retrying(self, action):
         """Run ``action``, retrying through a store outage for up to ``wait_s`` seconds.
 
-        Raises Unsent when the store has not come back by then; any other error at once.
+        Raises OutageOutlasted when the store has not come back by then; any other error at once.
         """
         deadline = time.monotonic() + self.wait_s
         while True:
@@ -219,7 +220,7 @@ class RunSession:
                     raise
                 self._report_outage(err)
                 if time.monotonic() + RETRY_INTERVAL_S > deadline:
-                    raise Unsent(outage_cause(err)) from None
+                    raise OutageOutlasted(outage_cause(err)) from None
                 time.sleep(RETRY_INTERVAL_S)
 
     def _report_outage(self, err):
@@ -375,11 +376,6 @@ def version_tags():
     return tags
 
 
-def one_line(err):
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
-
-
 def serve(incoming, reply):
     """Serve runs until end-of-file; end FAILED any run that got no Finish or End.
 
@@ -435,7 +431,7 @@ def _handle(session, message, reply):
         if isinstance(message, messages.Start):
             try:
                 session.open()
-            except Unsent:
+            except OutageOutlasted:
                 pass  # keep the metrics coming; finish or end tries again
             reply(messages.Started(message.run, session.info))
         elif isinstance(message, messages.Metrics):
@@ -449,7 +445,7 @@ def _handle(session, message, reply):
             reply(messages.Done(message.run, session.info))
             return False
         return True
-    except Unsent as outage:
+    except OutageOutlasted as outage:
         last = message if isinstance(message, messages.Finish | messages.End) else None
         last = last or messages.End(message.run, "FAILED", NOT_FINISHED)
         path = session.save_unsent(last)

@@ -9,12 +9,12 @@ checkpoint intact, and read with ``allow_pickle=False``.
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from runner.engine.mlp import read_npz
 from runner.errors import WeightsError
 
 FORMAT = 1
@@ -73,13 +73,10 @@ def save_checkpoint(path, state, extra):
 def load_checkpoint(path):
     """Read a checkpoint: (TrainingState, extra). Errors name the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist; check the path")
+    arrays = read_npz(path, "checkpoint", "resume from a checkpoint runner wrote")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
         info = json.loads(str(arrays.pop("info")))
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as err:
+    except (ValueError, KeyError) as err:
         raise WeightsError(f"{path} is not a runner checkpoint ({err})") from None
     if info.get("format") != FORMAT:
         raise WeightsError(f"{path} has checkpoint format {info.get('format')}, not {FORMAT}")
