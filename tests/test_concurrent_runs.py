@@ -12,7 +12,7 @@ from tests.helpers import start_process
 pytestmark = pytest.mark.slow
 
 RUNS = 8
-EPOCHS = 5
+EPOCHS = 2  # the store is opened at once; more epochs only add training time
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy", "lr")
 # The model has no part in opening the store; leaving it out halves the test's time.
 FAST = ("tracking.log_model=false",)
