@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -41,11 +42,16 @@ def compose_run_config(*overrides):
     return to_run_config(compose_config(*overrides))
 
 
-def start_process(command, *, env=None, **popen):
-    """Popen ``command`` in its own session, to be killed with its group at the test's end."""
+def start_process(command, *, env=None, kill_at_test_end=True, **popen):
+    """Popen ``command`` in its own session, to be killed with its group at the test's end.
+
+    A module-scoped fixture's server outlives the test that started it: it passes
+    ``kill_at_test_end=False`` and stops the group itself (``stop_group`` in its finally).
+    """
     environment = {**os.environ, **(env or {})}
     process = subprocess.Popen(command, env=environment, start_new_session=True, **popen)
-    STARTED.append(process)
+    if kill_at_test_end:
+        STARTED.append(process)
     return process
 
 
@@ -59,6 +65,62 @@ def kill_group(process):
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         pass
+
+
+def stop_group(process, sig=signal.SIGTERM, grace=20):
+    """Send ``sig`` to the process's group, give it ``grace`` seconds, then SIGKILL whatever
+    of the group is left (a server's workers outlive their parent otherwise)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    kill_group(process)
+
+
+def answers_http(url):
+    """A check for wait_until_ready: True once ``url`` answers (any HTTP status)."""
+
+    def ready():
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    return ready
+
+
+def wait_until_ready(ready, process, what, timeout=120, log=None):
+    """Poll ``ready()`` until it is true: True. False if ``process`` exits first (a server
+    whose port another process took: the caller tries another port). At ``timeout`` the
+    group is killed and the test fails with the end of ``log``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if ready():
+            return True
+        time.sleep(0.3)
+    kill_group(process)
+    tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
+    pytest.fail(f"{what} did not start within {timeout} s; its log ends:\n{tail}")
+
+
+def on_a_free_port(start, what, attempts=5):
+    """``start(port)`` on a port free now, again on another one while it gives None.
+
+    A free port is free only until someone binds it: a server that loses the race exits,
+    ``start`` says so with None, and the next attempt takes a new port.
+    """
+    for _ in range(attempts):
+        started = start(free_port())
+        if started is not None:
+            return started
+    pytest.fail(f"{what} did not start on 127.0.0.1 in {attempts} attempts, each on a new port")
 
 
 def kill_started():
@@ -189,30 +251,16 @@ class MlflowServer:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.process = None
-                return False
-            try:
-                urllib.request.urlopen(f"{self.uri}/health", timeout=2).close()
-                return True
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"mlflow server did not answer within {timeout} s")
+        ready = answers_http(f"{self.uri}/health")
+        if wait_until_ready(ready, self.process, "mlflow server", timeout, self.log):
+            return True
+        self.process = None
+        return False
 
     def stop(self):
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            kill_group(self.process)
-        except ProcessLookupError:
-            pass
-        self.process = None
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
 
 
 def free_port():

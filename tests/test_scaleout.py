@@ -8,6 +8,7 @@ that is a failure: .ci/run installs all of them (.ci/install-scaleout.sh) and ru
 tests, marked `ray`, in a virtualenv of their own. See docs/scale-out.md.
 """
 
+import functools
 import glob
 import importlib.util
 import os
@@ -20,13 +21,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import free_port, run_cli
+from tests.helpers import (
+    answers_http,
+    free_port,
+    on_a_free_port,
+    run_cli,
+    start_process,
+    stop_group,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -82,37 +90,6 @@ def postgres_driver():
     return None
 
 
-def wait_for_http(url, process, what, log, seconds=90):
-    """Poll url until it answers; fail with the log's tail if process exits or time runs out."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_group(process)
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"{what} did not start within {seconds} s; its log ends:\n{tail}")
-            time.sleep(0.5)
-
-
-def stop_group(process, sig=signal.SIGTERM):
-    """Signal the process group started with start_new_session=True; SIGKILL if it lingers."""
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A throwaway PostgreSQL cluster on 127.0.0.1 with a database `mlflow`; yields its URI.
@@ -138,8 +115,18 @@ def postgres():
     if as_user:
         for path in (root, root / "password"):
             os.chown(path, owner.pw_uid, owner.pw_gid)
-    data, log, port = root / "data", root / "postgres.log", free_port()
+    data, log = root / "data", root / "postgres.log"
     pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60"]
+
+    def start(port):
+        """The port once PostgreSQL listens on it; None if it could not (the port taken)."""
+        # TCP on 127.0.0.1 only, no Unix socket: nothing outside this test can reach it.
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
+        started = subprocess.run(
+            [*pg_ctl, "-l", str(log), "-o", options, "start"], capture_output=True, timeout=120
+        )
+        return port if started.returncode == 0 else None
+
     try:
         subprocess.run(
             [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "runner", "--no-locale"]
@@ -148,14 +135,7 @@ def postgres():
             capture_output=True,
             timeout=120,
         )
-        # TCP on 127.0.0.1 only, no Unix socket: nothing outside this test can reach it.
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
-        subprocess.run(
-            [*pg_ctl, "-l", str(log), "-o", options, "start"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        port = on_a_free_port(start, "PostgreSQL")
         subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "runner"]
             + ["mlflow"],
@@ -175,22 +155,31 @@ def postgres():
 def team_server(postgres, tmp_path_factory):
     """A team `mlflow server` on 127.0.0.1 backed by the PostgreSQL cluster; yields its URI."""
     folder = tmp_path_factory.mktemp("team-server")
-    artifacts, log, port = folder / "artifacts", folder / "server.log", free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--backend-store-uri", postgres, "--artifacts-destination", str(artifacts)]
-        + ["--workers", "1"],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
+    artifacts, log = folder / "artifacts", folder / "server.log"
+    processes = []
+
+    def start(port):
+        """The server's URI once it answers; None if it exited first (the port taken)."""
+        with log.open("a") as output:
+            process = start_process(
+                [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+                + ["--port", str(port), "--backend-store-uri", postgres]
+                + ["--artifacts-destination", str(artifacts), "--workers", "1"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                kill_at_test_end=False,  # it serves every test of the module
+            )
+        processes.append(process)
+        uri = f"http://127.0.0.1:{port}"
         # The first start migrates the empty database: slower than SQLite's.
-        wait_for_http(f"{uri}/health", process, "mlflow server on PostgreSQL", log, 120)
-        yield uri
+        ready = answers_http(f"{uri}/health")
+        return uri if wait_until_ready(ready, process, "mlflow server", 120, log) else None
+
+    try:
+        yield on_a_free_port(start, "mlflow server on PostgreSQL")
     finally:
-        stop_group(process)
+        for process in processes:
+            stop_group(process)
 
 
 def sweep_runs(uri, experiment):
@@ -276,36 +265,44 @@ def ray_head(ray_launcher):
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     # Short: Ray puts Unix sockets under it, and their paths must stay under 108 bytes.
     temp_dir = tempfile.mkdtemp(prefix="ray-")
-    port = free_port()
+    log = Path(temp_dir) / "head.log"
     env = {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    process = subprocess.Popen(
-        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
-        + ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
-        + [f"--temp-dir={temp_dir}"],
-        stdout=(Path(temp_dir) / "head.log").open("w"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **env},
-        start_new_session=True,
-    )
+    heads = []
+
+    def start(port):
+        """The head's address once its port accepts; None if it exited first (port taken)."""
+        with log.open("a") as output:
+            head = start_process(
+                [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
+                + [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+                + ["--disable-usage-stats", f"--temp-dir={temp_dir}"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        heads.append(head)
+        ready = functools.partial(accepts, port)
+        return f"127.0.0.1:{port}" if wait_until_ready(ready, head, "ray head", 120, log) else None
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = (Path(temp_dir) / "head.log").read_text(errors="replace")[-3000:]
-                    pytest.fail(f"ray head did not start; its log ends:\n{tail}")
-                time.sleep(0.5)
-        yield {"address": f"127.0.0.1:{port}", "env": env}
+        yield {"address": on_a_free_port(start, "ray head"), "env": env}
     finally:
-        stop_group(process, signal.SIGINT)  # SIGTERM keeps it waiting 20 s for the SIGKILL
+        for head in heads:  # SIGTERM keeps it waiting 20 s for the SIGKILL
+            stop_group(head, signal.SIGINT)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def accepts(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.mark.ray
@@ -414,20 +411,47 @@ def slurm_cluster(submitit_launcher):
     key.write_bytes(secrets.token_bytes(1024))
     key.chmod(0o400)
     conf = folder / "slurm.conf"
-    conf.write_text(slurm_conf(folder, (free_port(), free_port()), munge_socket))
-    env = {**os.environ, "SLURM_CONF": str(conf)}
+    env = {"SLURM_CONF": str(conf)}
     daemons = []
 
-    def start(name, *command):
-        log = (folder / f"{name}.out").open("w")
-        daemons.append(
-            subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        )
+    def daemon(name, *command):
+        with (folder / f"{name}.out").open("a") as output:
+            started = start_process(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        daemons.append(started)
+        return started
+
+    def node_state():
+        return subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+
+    def start(port):
+        """True once the node is idle; None if a daemon exited first (a port taken), after
+        stopping the other one."""
+        conf.write_text(slurm_conf(folder, (port, free_port()), munge_socket))
+        pair = [daemon("slurmctld", "slurmctld", "-D", "-f", str(conf))]
+        pair.append(daemon("slurmd", "slurmd", "-D", "-N", "runnerci", "-f", str(conf)))
+        deadline = time.monotonic() + 120
+        while node_state() != "idle":
+            if any(d.poll() is not None for d in pair):
+                for d in pair:
+                    stop_group(d)
+                return None
+            if time.monotonic() > deadline:
+                logs = [folder / f"{n}.log" for n in ("slurmctld", "slurmd")]
+                tails = [p.read_text(errors="replace")[-1500:] for p in logs if p.exists()]
+                pytest.fail(
+                    f"SLURM did not come up (node {node_state()!r}); logs end:\n" + "\n".join(tails)
+                )
+            time.sleep(0.5)
+        return True
 
     try:
-        start(
+        daemon(
             "munged",
             "munged",
             "--foreground",
@@ -437,37 +461,26 @@ def slurm_cluster(submitit_launcher):
             f"--pid-file={folder / 'munged.pid'}",
             f"--seed-file={folder / 'munged.seed'}",
         )
-        start("slurmctld", "slurmctld", "-D", "-f", str(conf))
-        start("slurmd", "slurmd", "-D", "-N", "runnerci", "-f", str(conf))
-        deadline = time.monotonic() + 120
-        while True:
-            state = subprocess.run(
-                ["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True
-            ).stdout.strip()
-            if state == "idle":
-                break
-            if any(d.poll() is not None for d in daemons) or time.monotonic() > deadline:
-                logs = [folder / f"{n}.log" for n in ("slurmctld", "slurmd")]
-                tails = [p.read_text(errors="replace")[-1500:] for p in logs if p.exists()]
-                pytest.fail(
-                    f"SLURM did not come up (node {state!r}); logs end:\n" + "\n".join(tails)
-                )
-            time.sleep(0.5)
-        yield {"SLURM_CONF": str(conf)}
+        on_a_free_port(start, "SLURM")
+        yield env
     finally:
+        slurm = {**os.environ, **env}
         subprocess.run(
-            ["scancel", "--full", f"--user={os.geteuid()}"], env=env, capture_output=True
+            ["scancel", "--full", f"--user={os.geteuid()}"],
+            env=slurm,
+            capture_output=True,
+            timeout=30,
         )
         deadline = time.monotonic() + 30
         while (
             time.monotonic() < deadline
             and subprocess.run(
-                ["squeue", "-h"], env=env, capture_output=True, text=True
+                ["squeue", "-h"], env=slurm, capture_output=True, text=True, timeout=30
             ).stdout.strip()
         ):
             time.sleep(0.5)
-        for daemon in reversed(daemons):
-            stop_group(daemon)
+        for started in reversed(daemons):
+            stop_group(started)
         shutil.rmtree(folder, ignore_errors=True)
 
 

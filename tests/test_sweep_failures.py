@@ -16,22 +16,26 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import MlflowServer
+from tests.helpers import MlflowServer, read_until, start_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
-FOREVER = 1_000_000  # epochs: a job that trains until the test stops it
+# Epochs of a job that trains until the test stops it: minutes of training, far longer than
+# the test waits for it, yet bounded should the test's own kill ever miss it.
+UNTIL_STOPPED = 20_000
 
 
 def start_sweep(workdir, *args, env=None):
-    return subprocess.Popen(
+    """Start ``python -m runner -m <args>`` through start_process: its group is killed at
+    teardown, passed or failed."""
+    return start_process(
         [sys.executable, "-m", "runner", "-m", *args],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=env,
     )
 
 
@@ -116,22 +120,17 @@ def test_a_job_killed_outright_fails_alone(project_dir):
         project_dir,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
-        f"epochs=3,{FOREVER}",
+        f"epochs=3,{UNTIL_STOPPED}",
         "tracking.log_model=false",
     )
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
-    try:
-        wait_until(job_training(client, 1), process)
-        wait_until(
-            lambda: glob.glob(str(project_dir / "outputs/multirun/*/*/1/runner.log")), process
-        )
-        (log,) = glob.glob(str(project_dir / "outputs/multirun/*/*/1/runner.log"))
-        pid = wait_until(lambda: process_writing(log), process)
-        assert pid != process.pid  # a joblib worker, not the launching process
-        os.kill(pid, signal.SIGKILL)
-        output, _ = process.communicate(timeout=300)
-    finally:
-        process.kill()
+    wait_until(job_training(client, 1), process)
+    wait_until(lambda: glob.glob(str(project_dir / "outputs/multirun/*/*/1/runner.log")), process)
+    (log,) = glob.glob(str(project_dir / "outputs/multirun/*/*/1/runner.log"))
+    pid = wait_until(lambda: process_writing(log), process)
+    assert pid != process.pid  # a joblib worker, not the launching process
+    os.kill(pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=300)
     assert process.returncode != 0, output  # joblib reports its lost worker
     children, parent = children_by_job(client)
     assert sorted(children) == [0, 1]
@@ -144,14 +143,11 @@ def test_a_job_killed_outright_fails_alone(project_dir):
 def test_a_killed_basic_sweep_leaves_nothing_running(project_dir):
     # The basic launcher trains in the launching process: SIGKILL ends the sweep itself,
     # while the worker may still be logging job 0 (with its model: seconds).
-    process = start_sweep(project_dir, f"epochs=3,{FOREVER}")
+    process = start_sweep(project_dir, f"epochs=3,{UNTIL_STOPPED}")
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
-    try:
-        wait_until(job_trains(project_dir, 1), process)
-        process.kill()
-        process.wait(timeout=60)
-    finally:
-        process.kill()
+    wait_until(job_trains(project_dir, 1), process)
+    process.kill()  # the launching process alone: its worker goes on (teardown kills the group)
+    process.wait(timeout=60)
 
     def settled():  # the worker, alone now, finishes job 0 and ends job 1 and the parent
         children, parent = children_by_job(client)
@@ -166,15 +162,12 @@ def test_a_killed_basic_sweep_leaves_nothing_running(project_dir):
 
 
 def test_ctrl_c_mid_sweep_keeps_every_finished_job(project_dir):
-    process = start_sweep(project_dir, f"epochs=5,5,{FOREVER}")  # with the pyfunc model
+    process = start_sweep(project_dir, f"epochs=5,5,{UNTIL_STOPPED}")  # with the pyfunc model
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
-    try:
-        # Job 2 trains; job 1's run (and model) may still be on its way to the store.
-        wait_until(job_trains(project_dir, 2), process)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=300)
-    finally:
-        process.kill()
+    # Job 2 trains; job 1's run (and model) may still be on its way to the store.
+    wait_until(job_trains(project_dir, 2), process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
     assert process.returncode == 130, output
     children, parent = children_by_job(client)
     for job in (0, 1):
@@ -196,11 +189,8 @@ def test_a_server_outage_mid_sweep_loses_nothing(tmp_path, migrated_store):
         client = MlflowClient(server.uri)
         wait_until(lambda: 0 in children_by_job(client)[0], process)
         server.stop()
-        lines = []
-        for line in process.stdout:  # the worker says so when it meets the outage
-            lines.append(line)
-            if "is not answering" in line:
-                break
+        # The worker says so when it meets the outage.
+        lines = read_until(process, r".*is not answering", timeout=300)
         server.start()
         output, _ = process.communicate(timeout=400)
         output = "".join(lines) + output

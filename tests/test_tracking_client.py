@@ -110,11 +110,12 @@ def test_local_stores_need_no_network_check(monkeypatch):
 
 @pytest.mark.slow
 def test_the_worker_loads_neither_the_config_nor_the_data_sets():
-    # It gets the data from the training process and the config as plain values (issue 13).
+    # It gets the data from the training process and the config as plain values (issue 13):
+    # neither the pipeline that trains, nor the config and data set modules, nor Hydra.
     code = (
         "import sys, runner.tracking.worker, runner.tracking.artifacts, runner.tracking.upload\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf') "
-        "or m.startswith(('runner.config', 'runner.datasets', 'runner.experiment'))))"
+        "or m.startswith(('runner.config', 'runner.datasets', 'runner.pipeline'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
