@@ -9,7 +9,8 @@ from mlflow import MlflowClient
 
 from tests.helpers import start_process
 
-pytestmark = pytest.mark.slow
+# Eight whole runs at once on 2 cores: about a minute, so it runs with the heavy tests (CI too).
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 RUNS = 8
 EPOCHS = 2  # the store is opened at once; more epochs only add training time

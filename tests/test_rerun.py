@@ -108,12 +108,13 @@ def project(tmp_path_factory, migrated_store):
     return Project(workdir)
 
 
-# A sweep and an interrupted run cost the most: they run with the heavy tests.
+# A sweep and an interrupted run cost the most, and the default run checks the same path as
+# float32 with momentum: those run with the heavy tests, which CI runs too.
 @pytest.mark.parametrize(
     "kind",
     [
         "default",
-        "float32 momentum",
+        pytest.param("float32 momentum", marks=pytest.mark.heavy),
         pytest.param("sweep child", marks=pytest.mark.heavy),
         pytest.param("resumed", marks=pytest.mark.heavy),
         "csv",
