@@ -89,6 +89,7 @@ def check_overrides(args: list[str]) -> None:
     if command.package is not None:
         _refuse_interpolation(_written(args, command.package), command.package)
     parser = OverridesParser.create()
+    parsed = []
     for arg in command.overrides:
         _refuse_interpolation(arg, arg)
         try:
@@ -100,6 +101,21 @@ def check_overrides(args: list[str]) -> None:
                 f"e.g. lr=0.1"
             ) from None
         _check_override(arg, override.key_or_group, override)
+        parsed.append((arg, override))
+    _refuse_keys_inside_deleted_ones(parsed)
+
+
+def _refuse_keys_inside_deleted_ones(parsed):
+    """``~dataset`` with ``~dataset.val_fraction`` or ``+dataset.x=1``: Hydra's composition
+    crashes with a traceback on such a pair, in either order; say which two collide."""
+    deleted = [(arg, o.key_or_group) for arg, o in parsed if o.is_delete()]
+    for arg, override in parsed:
+        for deleting, key in deleted:
+            if override.key_or_group.startswith(f"{key}."):
+                raise ConfigError(
+                    f"override {arg!r} is refused: {deleting!r} deletes {key} as a whole, so "
+                    f"nothing inside it can be set or deleted; drop one of the two"
+                )
 
 
 def _read_command_line(args):

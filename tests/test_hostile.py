@@ -330,6 +330,7 @@ ALLOWED_HYDRA_ERRORS = (
 @SLOW_EXAMPLES
 @given(st.lists(overrides(), min_size=1, max_size=3))
 @example(["~model"])  # a deleted group: once an OmegaConf traceback from the schema check
+@example(["~dataset", "~dataset.val_fraction"])  # a key inside a deleted one: Hydra crashed
 def test_random_overrides_compose_or_fail_cleanly(args):
     started = time.perf_counter()
     try:

@@ -108,6 +108,10 @@ REFUSED = [
     (["optimizer=[1]"], r"optimizer= choice"),
     (["~model=0"], r"model= choice"),
     (["hydra/launcher=0"], r"hydra/launcher= choice"),
+    # Not code, but a traceback from Hydra's composition: keys inside a deleted one.
+    (["~dataset", "~dataset.val_fraction"], r"'~dataset' deletes dataset as a whole"),
+    (["~dataset.val_fraction", "~dataset"], r"'~dataset' deletes dataset as a whole"),
+    (["~dataset", "+dataset.val_fraction=0.1"], r"'~dataset' deletes dataset as a whole"),
 ]
 
 
