@@ -7,3 +7,4 @@ CHECKPOINT = "runner.checkpoint"  # the run's checkpoint.npz, for resume=<run id
 BLAS_THREADS = "runner.blas_threads"  # BLAS threads the training process used
 RERUN_OF = "runner.rerun_of"  # on a run made by python -m runner.rerun: the run it reproduces
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: a sweep job's run names the sweep's run
+JOB_IDENTITY = "runner.job_identity"  # a hash of what the run trains (runner/sweeps/identity.py)
