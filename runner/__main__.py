@@ -35,7 +35,7 @@ def _raise_terminated(signum, frame):
     raise pipeline.Terminated
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one experiment; return its final validation loss for sweepers to minimise."""
     hydra_cfg = HydraConfig.get()

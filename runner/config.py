@@ -1,6 +1,6 @@
 """The config schema: one dataclass per group, registered in Hydra's ConfigStore.
 
-The schema holds every default, with a comment on each field; the YAML files in ``conf/``
+The schema holds every default, with a comment on each field; the YAML files in ``runner/conf/``
 extend it with only what differs (tests/test_config_defaults.py keeps it so), so a default is
 written once. A wrong type is refused when Hydra composes the config, and the value checks in
 ``__post_init__`` run when ``OmegaConf.to_object`` builds the dataclasses. The ``dataset``
@@ -21,7 +21,8 @@ from runner.engine import ACTIVATIONS, DTYPES, INIT_CHOICES, LOSSES
 from runner.errors import ConfigError
 from runner.training import SCHEDULES
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Inside the package, so a wheel carries it; __main__ names it relative to itself.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def _one_of(key, value, choices):
@@ -227,7 +228,7 @@ def _reject_unknown_keys(node, schema, prefix):
 
 
 def model_names_with_inputs(n_features):
-    """Model files in conf/model/ whose first layer takes n_features inputs (for hints)."""
+    """Model files in runner/conf/model/ whose first layer takes n_features inputs (for hints)."""
     names = []
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
         layers = OmegaConf.load(path).get("layers")

@@ -1,5 +1,5 @@
 """Refuse command-line arguments that would let Hydra run code, read the environment or load
-configs from outside ``conf/``, before Hydra acts on them.
+configs from outside ``runner/conf/``, before Hydra acts on them.
 
 Hydra reads the command line: its own argument parser splits flags from overrides, and its
 ``OverridesParser`` parses each override into a key, a package and a value (lists, dicts,
@@ -45,14 +45,14 @@ __all__ = ["check_overrides"]
 
 # Keys that hydra.utils.instantiate reads: _target_ names the callable, the rest shape its call.
 INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
-# Config groups: the folders of conf/ (model, dataset, loss, optimizer, hydra); any key with a
-# slash (hydra/launcher, hydra/sweeper) is a group too.
+# Config groups: the folders of runner/conf/ (model, dataset, loss, optimizer, hydra); any key
+# with a slash (hydra/launcher, hydra/sweeper) is a group too.
 GROUPS = frozenset(path.name for path in CONF_DIR.iterdir() if path.is_dir())
 REFUSED_FLAGS = {
     "config_dir": "it adds a config directory whose YAML files Hydra would load and whose "
-    "hydra.callbacks it would instantiate; put your configs in conf/ instead",
-    "config_path": "it replaces conf/ with another config directory whose YAML files Hydra "
-    "would load and whose hydra.callbacks it would instantiate; put your configs in conf/",
+    "hydra.callbacks it would instantiate; put your configs in runner/conf/ instead",
+    "config_path": "it replaces runner/conf/ with another config directory whose YAML files Hydra "
+    "would load and whose hydra.callbacks it would instantiate; put your configs in runner/conf/",
     "experimental_rerun": "it unpickles a file, and unpickling can run any code; rerun a job "
     "with the overrides in its .hydra/overrides.yaml instead",
 }
@@ -83,8 +83,8 @@ def check_overrides(args: list[str]) -> None:
     if name is not None and _is_path(name):
         raise ConfigError(
             f"argument {_written(args, name)!r} is refused: --config-name {name!r} is a path, "
-            f"and a config from outside conf/ could hold hydra.callbacks that Hydra would "
-            f"instantiate; name a config file in conf/ (e.g. --config-name config)"
+            f"and a config from outside runner/conf/ could hold hydra.callbacks that Hydra would "
+            f"instantiate; name a config file in runner/conf/ (e.g. --config-name config)"
         )
     if command.package is not None:
         _refuse_interpolation(_written(args, command.package), command.package)
@@ -171,7 +171,7 @@ def _check_override(arg, key, override):
     if key.startswith("hydra.searchpath") and override.value_type is not None:
         raise ConfigError(
             f"override {arg!r} is refused: hydra.searchpath adds config sources whose YAML "
-            f"Hydra would load and instantiate; put your configs in conf/ instead"
+            f"Hydra would load and instantiate; put your configs in runner/conf/ instead"
         )
     if key.startswith("hydra.job.env_set"):
         raise ConfigError(
@@ -264,8 +264,8 @@ def _is_path(value):
 
 
 def _options_hint(group):
-    """'use the name of a file in conf/model/, e.g. model=mlp_10_32_1', or a plugin hint."""
+    """'use the name of a file in runner/conf/model/, e.g. model=mlp_10_32_1', or a plugin hint."""
     options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
     if options and "/" not in group:
-        return f"use the name of a file in conf/{group}/, e.g. {group}={options[0]}"
+        return f"use the name of a file in runner/conf/{group}/, e.g. {group}={options[0]}"
     return "name an installed option, e.g. hydra/launcher=joblib (python -m runner --help)"

@@ -1,12 +1,12 @@
 """``python -m runner.rerun <run id> [--verify]``: train a logged run again, bit for bit.
 
-The run is rebuilt from what the tracking store holds: its overrides (``overrides.yaml``; a
-sweep child's include the sweep's values, a resumed run's are those it was started with) and
-its resolved config (``config.yaml``). Any key whose value the overrides no longer give (a
-file in ``conf/`` changed since) is pinned to the logged value on the command line. The new
-run is an ordinary ``python -m runner`` in the same store and experiment, with the original's
-BLAS thread count, tagged ``runner.rerun_of`` with the original's id. Its data set digests must
-equal the logged ones: a changed CSV is named.
+The run is rebuilt from what the tracking store holds: its overrides (``overrides.yaml``; a sweep
+child's include the sweep's values, a resumed run's are those it was started with) and its resolved
+config (``config.yaml``). Any key whose value the overrides no longer give (a file in
+``runner/conf/`` changed since) is pinned to the logged value on the command line. The new run is
+an ordinary ``python -m runner`` in the same store and experiment, with the original's BLAS thread
+count, tagged ``runner.rerun_of`` with the original's id. Its data set digests must equal the
+logged ones: a changed CSV is named.
 
 ``--verify`` then compares the two: a SHA-256 over the final parameter arrays (each run's
 ``weights.npz``) and every metric history, step by step and exactly. Identical: exit 0.
@@ -83,7 +83,7 @@ def pins(original, composed):
     """``key=value`` for every logged config value the overrides no longer give.
 
     composed : the config the kept overrides compose to today (``python -m runner ... --cfg
-    job``); it differs from the logged one when a file in ``conf/`` changed since the run.
+    job``); it differs from the logged one when a file in ``runner/conf/`` changed since the run.
     """
     logged, today = original.flat_config, flatten(composed)
     return [

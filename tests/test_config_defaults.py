@@ -3,7 +3,7 @@
 Hydra's style (a structured-config schema with defaults, YAML options that extend it): the
 schema keeps each default next to its comment and its check, and is what library code and
 ``--cfg job`` see. A YAML key that repeats a schema default could later drift from it (as
-``epochs`` once did: 50 in the schema, 100 in conf/config.yaml), so none may.
+``epochs`` once did: 50 in the schema, 100 in runner/conf/config.yaml), so none may.
 """
 
 import pytest

@@ -1,4 +1,4 @@
-"""Every model file in conf/model/ composes and trains one epoch on its data set."""
+"""Every model file in runner/conf/model/ composes and trains one epoch on its data set."""
 
 import math
 

@@ -192,7 +192,7 @@ def test_verify_names_the_first_epoch_and_array_that_differ(project):
 
 
 def test_keys_the_overrides_no_longer_give_are_pinned(project):
-    """A conf/ file changed since the run: its logged values go on the command line."""
+    """A runner/conf/ file changed since the run: its logged values go on the command line."""
     uri, client = connect(f"sqlite:///{project.workdir / 'outputs' / 'mlflow.db'}")
     original = load_run(client, uri, project.run("csv"))
     today = copy.deepcopy(original.config)

@@ -1,6 +1,6 @@
 """One MLflow parent run per Hydra sweep, with a child run per job.
 
-``SweepTracking`` is a Hydra callback (see ``hydra.callbacks`` in conf/config.yaml). At the
+``SweepTracking`` is a Hydra callback (see ``hydra.callbacks`` in runner/conf/config.yaml). At the
 start of a multirun, in the launching process and before any job starts, it creates the
 store's tables, the experiment and the parent run, and (for the basic launcher and the Optuna
 sweeper, whose jobs run in this process) starts the process's tracking worker. Jobs learn the
