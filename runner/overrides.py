@@ -1,5 +1,5 @@
-"""Refuse command-line arguments that would let Hydra run code, read the environment or load
-configs from outside ``runner/conf/``, before Hydra acts on them.
+"""Refuse command-line arguments that would let Hydra run code or read the environment, before
+Hydra acts on them.
 
 Hydra reads the command line: its own argument parser splits flags from overrides, and its
 ``OverridesParser`` parses each override into a key, a package and a value (lists, dicts,
@@ -12,9 +12,10 @@ by name from in-code registries, but Hydra itself can be told to do more from th
   Optuna sweeper does the same with ``hydra.sweeper.custom_search_space``;
 - ``${...}`` interpolations call resolvers: ``${oc.env:AWS_SECRET}`` reads the environment,
   ``${oc.decode:...}`` parses text into config;
-- a config-group choice (``model=``, ``hydra/launcher=``) that is a path, and
-  ``hydra.searchpath``, ``--config-dir``, ``--config-path`` and a ``--config-name`` path, load
-  YAML from anywhere, whose ``hydra.callbacks`` are instantiated;
+- a config-group choice (``model=``, ``hydra/launcher=``) that is a path, or a ``--config-name``
+  path, loads a YAML file from anywhere, whose ``hydra.callbacks`` Hydra would instantiate;
+- ``pkg://`` and ``structured://`` entries of ``hydra.searchpath`` import the module they name,
+  and importing a module runs its code;
 - ``--experimental-rerun`` unpickles a file, and unpickling runs code;
 - a group choice Hydra reads as a number, boolean or null (``model=0``, ``dataset=null``) makes
   Hydra fail with a bare ValueError or TypeError traceback instead of listing the options;
@@ -22,6 +23,12 @@ by name from in-code registries, but Hydra itself can be told to do more from th
   and the processes it starts (the MLflow worker, joblib's workers);
 - ``class``, ``()`` and ``ext://`` under ``hydra.job_logging`` / ``hydra.hydra_logging`` make
   ``logging.config`` import and call a dotted name.
+
+Config *folders* a user names are trusted like code: ``--config-dir DIR`` and
+``hydra.searchpath=[file://DIR]`` add the user's own configs (``DIR/model/wide.yaml`` gives
+``model=wide``), and what those files say is done, callbacks included. Their groups are checked
+like the shipped ones. ``--config-path`` is refused: it replaces the runner's own configs rather
+than adding to them.
 
 Everything else passes untouched: Hydra's flags (``-m``, ``--cfg job``, ``--help``, ``--info``),
 sweep syntax (``batch=16,32``, ``lr=tag(log,interval(0.001,1))``), ``+key=value``, ``~key``
@@ -32,6 +39,7 @@ parse is refused too, in one line, since nothing about it can be judged.
 import contextlib
 import io
 import re
+from pathlib import Path
 
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -45,14 +53,9 @@ __all__ = ["check_overrides"]
 
 # Keys that hydra.utils.instantiate reads: _target_ names the callable, the rest shape its call.
 INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
-# Config groups: the folders of runner/conf/ (model, dataset, loss, optimizer, hydra); any key
-# with a slash (hydra/launcher, hydra/sweeper) is a group too.
-GROUPS = frozenset(path.name for path in CONF_DIR.iterdir() if path.is_dir())
 REFUSED_FLAGS = {
-    "config_dir": "it adds a config directory whose YAML files Hydra would load and whose "
-    "hydra.callbacks it would instantiate; put your configs in runner/conf/ instead",
-    "config_path": "it replaces runner/conf/ with another config directory whose YAML files Hydra "
-    "would load and whose hydra.callbacks it would instantiate; put your configs in runner/conf/",
+    "config_path": "it replaces the runner's own configs (runner/conf/), so model=, dataset= "
+    "and the rest lose their options; add a folder of your own configs with --config-dir DIR",
     "experimental_rerun": "it unpickles a file, and unpickling can run any code; rerun a job "
     "with the overrides in its .hydra/overrides.yaml instead",
 }
@@ -61,6 +64,9 @@ LOGGING_KEYS = ("hydra.job_logging", "hydra.hydra_logging")
 LOGGING_CODE = re.compile(r"\bclass\b|\(\)|ext://|cfg://")
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 SWEEP_PARAMS = "hydra.sweeper.params."
+SEARCHPATH = "hydra.searchpath"
+# Hydra's config sources by scheme; only a folder is a source that imports nothing.
+FOLDER_SCHEME = re.compile(r"^(file://)?(?!\w+://)")
 
 
 def check_overrides(args: list[str]) -> None:
@@ -83,8 +89,9 @@ def check_overrides(args: list[str]) -> None:
     if name is not None and _is_path(name):
         raise ConfigError(
             f"argument {_written(args, name)!r} is refused: --config-name {name!r} is a path, "
-            f"and a config from outside runner/conf/ could hold hydra.callbacks that Hydra would "
-            f"instantiate; name a config file in runner/conf/ (e.g. --config-name config)"
+            f"and a config file from anywhere could hold hydra.callbacks that Hydra would "
+            f"instantiate; name a config file in a config folder (e.g. --config-name config), "
+            f"and add your own folder with --config-dir DIR"
         )
     if command.package is not None:
         _refuse_interpolation(_written(args, command.package), command.package)
@@ -93,16 +100,38 @@ def check_overrides(args: list[str]) -> None:
     for arg in command.overrides:
         _refuse_interpolation(arg, arg)
         try:
-            override = parser.parse_override(arg)
+            parsed.append((arg, parser.parse_override(arg)))
         except HydraException as err:
             reason = " ".join(str(err).split())
             raise ConfigError(
                 f"override {arg!r} is not one Hydra can parse ({reason}); write key=value, "
                 f"e.g. lr=0.1"
             ) from None
-        _check_override(arg, override.key_or_group, override)
-        parsed.append((arg, override))
+    folders = [CONF_DIR, *_user_config_folders(command.config_dir, parsed)]
+    for arg, override in parsed:
+        _check_override(arg, override.key_or_group, override, folders)
     _refuse_keys_inside_deleted_ones(parsed)
+
+
+def _user_config_folders(config_dir, parsed):
+    """The folders ``--config-dir`` and ``hydra.searchpath=[...]`` add, as Hydra reads them."""
+    folders = [] if config_dir is None else [Path(config_dir)]
+    for _, override in parsed:
+        if override.key_or_group == SEARCHPATH and isinstance(override.value(), list):
+            entries = [entry for entry in override.value() if isinstance(entry, str)]
+            folders += [Path(entry.removeprefix("file://")) for entry in entries]
+    return folders
+
+
+def _groups(folders):
+    """Config groups: the subfolders of every config folder (model, dataset, loss, ...)."""
+    return {
+        path.name
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_dir()
+    }
 
 
 def _refuse_keys_inside_deleted_ones(parsed):
@@ -154,8 +183,12 @@ def _refuse_interpolation(arg, text):
         )
 
 
-def _check_override(arg, key, override):
-    """Check one parsed override of ``key``; ``arg`` is the argument it came from."""
+def _check_override(arg, key, override, folders):
+    """Check one parsed override of ``key``; ``arg`` is the argument it came from.
+
+    folders : the config folders of this command line (runner/conf/ first), whose subfolders
+        are the groups; any key with a slash (hydra/launcher) is a group too.
+    """
     value = override.value()
     words = list(_words(value))
     for name in INSTANTIATE_KEYS:
@@ -165,13 +198,15 @@ def _check_override(arg, key, override):
                 f"named on the command line; choose components by name, e.g. "
                 f"model.activation=tanh or optimizer=momentum"
             )
-    if key in GROUPS or "/" in key:
-        _check_group_choice(arg, key, override, value)
+    if key in _groups(folders) or "/" in key:
+        _check_group_choice(arg, key, override, value, folders)
         return
-    if key.startswith("hydra.searchpath") and override.value_type is not None:
+    modules = [w for w in words if isinstance(w, str) and not FOLDER_SCHEME.match(w)]
+    if key.startswith(SEARCHPATH) and modules:
         raise ConfigError(
-            f"override {arg!r} is refused: hydra.searchpath adds config sources whose YAML "
-            f"Hydra would load and instantiate; put your configs in runner/conf/ instead"
+            f"override {arg!r} is refused: {modules[0]!r} names a Python module, and Hydra "
+            f"imports it, which runs its code; give a folder of YAML files instead, e.g. "
+            f"hydra.searchpath=[file://my_configs] or --config-dir my_configs"
         )
     if key.startswith("hydra.job.env_set"):
         raise ConfigError(
@@ -194,10 +229,10 @@ def _check_override(arg, key, override):
         )
     if key.startswith(SWEEP_PARAMS) and override.value_type is not None:
         # The sweeper reads each entry as an override of its own: model=choice(a,b).
-        _check_override(arg, key.removeprefix(SWEEP_PARAMS), override)
+        _check_override(arg, key.removeprefix(SWEEP_PARAMS), override, folders)
 
 
-def _check_group_choice(arg, group, override, value):
+def _check_group_choice(arg, group, override, value, folders):
     """A group choice must name options (strings that are no paths); a dict sets keys only."""
     if override.value_type is None or isinstance(value, dict):  # ~model; model={...} sets keys
         return
@@ -206,7 +241,7 @@ def _check_group_choice(arg, group, override, value):
             raise ConfigError(
                 f"override {arg!r} is refused: the {group}= choice names an option of the config "
                 f"group {group!r}, not a path, and a config from elsewhere could run code; "
-                f"{_options_hint(group)}"
+                f"{_options_hint(group, folders)}"
             )
         if not isinstance(word, str):
             # As written when the whole value is that one word (1e3, not 1000.0).
@@ -214,7 +249,7 @@ def _check_group_choice(arg, group, override, value):
             raise ConfigError(
                 f"override {arg!r} is refused: the {group}= choice must name an option of the "
                 f"config group {group!r}, and Hydra reads {literal!r} as a number, boolean or "
-                f"null; {_options_hint(group)}"
+                f"null; {_options_hint(group, folders)}"
             )
 
 
@@ -263,9 +298,11 @@ def _is_path(value):
     )
 
 
-def _options_hint(group):
+def _options_hint(group, folders):
     """'use the name of a file in runner/conf/model/, e.g. model=mlp_10_32_1', or a plugin hint."""
-    options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
-    if options and "/" not in group:
-        return f"use the name of a file in runner/conf/{group}/, e.g. {group}={options[0]}"
+    for folder in folders:
+        options = sorted(path.stem for path in (folder / group).glob("*.yaml"))
+        if options and "/" not in group:
+            shown = "runner/conf" if folder == CONF_DIR else folder
+            return f"use the name of a file in {shown}/{group}/, e.g. {group}={options[0]}"
     return "name an installed option, e.g. hydra/launcher=joblib (python -m runner --help)"

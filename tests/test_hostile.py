@@ -377,8 +377,8 @@ NASTY_ARGUMENTS = [
     ("model=../../etc/passwd", "model=../../etc/passwd"),
     ("dataset=/etc/passwd", "dataset=/etc/passwd"),
     ("hydra/launcher=../../tmp/evil", "hydra/launcher=../../tmp/evil"),
-    ("+hydra.searchpath=[file:///tmp]", "hydra.searchpath"),
-    ("--config-dir=/tmp", "--config-dir"),
+    ("hydra.searchpath=[pkg://os]", "hydra.searchpath"),
+    ("--config-path=/tmp", "--config-path"),
     ("--experimental-rerun=config.pickle", "--experimental-rerun"),
 ]
 

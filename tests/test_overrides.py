@@ -20,6 +20,11 @@ ACCEPTED = [
     ["--version"],
     ["-sc"],
     ["--config-name", "config"],
+    # A folder of the user's own configs, added Hydra's two ways (tests/test_user_configs.py).
+    ["--config-dir", "/tmp/my_configs", "model=wide"],
+    ["-cd=my_configs", "--config-name", "my_experiment"],
+    ["hydra.searchpath=[file:///tmp/my_configs]", "model=wide"],
+    ["hydra.searchpath=[my_configs,file://other]"],
     ["-cn=config"],
     ["batch=32"],
     ["lr=tag(log,interval(0.001,1))"],
@@ -79,19 +84,16 @@ REFUSED = [
     (["hydra/launcher=../../tmp/evil"], r"hydra/launcher= choice.*hydra/launcher=joblib"),
     (["+hydra/callbacks=/tmp/evil"], r"hydra/callbacks= choice"),
     (["hydra.sweeper.params.model=choice(../x,mlp_4_16_3)"], r"model= choice"),
-    (["+hydra.searchpath=[file:///tmp]"], r"hydra.searchpath adds config sources"),
-    (["hydra.searchpath=[pkg://evil]"], r"hydra.searchpath"),
+    (["hydra.searchpath=[pkg://evil]"], r"'pkg://evil' names a Python module.*imports it"),
+    (["hydra.searchpath=[file:///tmp,structured://evil]"], r"'structured://evil' names a"),
+    (["hydra.searchpath=[PKG://evil]"], r"names a Python module"),
+    (["hydra.sweeper.params.hydra.searchpath=[pkg://evil]"], r"names a Python module"),
     (["+hydra.job.env_set.LD_PRELOAD=/tmp/x.so"], r"hydra.job.env_set"),
     (["hydra.sweeper.custom_search_space=os.system"], r"custom_search_space"),
     (["hydra.job_logging.handlers.console.class=subprocess.Popen"], r"logging"),
     (["+hydra.job_logging.handlers.x={class:subprocess.Popen,args:ls}"], r"logging"),
     (["+hydra.hydra_logging.formatters.x.stream=ext://os.environ"], r"logging"),
-    (["--config-dir=/tmp"], r"'--config-dir=/tmp' is refused.*config directory"),
-    (["--config-dir", "/tmp"], r"--config-dir"),
-    (["-cd", "/tmp"], r"'-cd'"),
-    (["-cd/tmp"], r"'-cd/tmp'"),
-    (["--config-d", "/tmp"], r"'--config-d'"),  # argparse's abbreviation of --config-dir
-    (["--config-path=/tmp"], r"'--config-path=/tmp'.*replaces runner/conf/"),
+    (["--config-path=/tmp"], r"'--config-path=/tmp'.*replaces the runner's own.*--config-dir"),
     (["-cp", "/tmp"], r"'-cp'"),
     (["--experimental-rerun", "outputs/x/.hydra/config.pickle"], r"unpickles"),
     (["--exp=x.pickle"], r"unpickles"),
@@ -130,3 +132,20 @@ def test_accepted_overrides_are_ones_hydra_composes(override):
     """The accepted cases are real Hydra syntax, not text that only this check lets through."""
     check_overrides([override])
     compose_run_config(override)
+
+
+def user_config_folder(folder):
+    """A user's config folder with a group of its own, experiment/, beside a model."""
+    (folder / "experiment").mkdir()
+    (folder / "experiment" / "quick.yaml").write_text("# @package _global_\nepochs: 2\n")
+    (folder / "model").mkdir()
+    (folder / "model" / "wide.yaml").write_text("defaults: [base_model, _self_]\nname: wide\n")
+    return folder
+
+
+@pytest.mark.parametrize("adds_folder", ["--config-dir={}", "hydra.searchpath=[file://{}]"])
+def test_groups_of_a_users_config_folder_refuse_paths_too(tmp_path, adds_folder):
+    folder = user_config_folder(tmp_path)
+    check_overrides([adds_folder.format(folder), "experiment=quick"])
+    with pytest.raises(ConfigError, match=rf"experiment= choice.*{folder}/experiment/.*=quick"):
+        check_overrides([adds_folder.format(folder), "experiment=../../tmp/evil"])
