@@ -1,7 +1,5 @@
 """Tests of runner.datasets: shipped and generated sets, splits, scaling, encoding, CSV errors."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -416,20 +414,6 @@ def test_shipped_csv_equals_scikit_learn_exactly(name):
     frame = pd.read_csv(DATA_DIR / f"{name}.csv")
     assert np.array_equal(frame.drop(columns="target").to_numpy(dtype=float), bunch.data)
     assert np.array_equal(frame["target"].to_numpy(), bunch.target)
-
-
-@pytest.mark.slow
-def test_repo_root_does_not_shadow_the_datasets_package():
-    # A top-level datasets/ folder would become a namespace package whenever the repo root is the
-    # working directory, and break MLflow's check for Hugging Face `datasets`.
-    code = (
-        "import importlib.util,sys; s=importlib.util.find_spec('datasets'); "
-        "print(s and s.origin, s and list(s.submodule_search_locations or []))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
-    assert str(REPO_ROOT) not in result.stdout, result.stdout
 
 
 def test_feature_scaler_maps_raw_rows_to_the_standardised_ones():

@@ -16,6 +16,7 @@ import numpy as np
 from runner.datasets._builtin import load_builtin, load_digits28
 from runner.datasets._csv import read_table
 from runner.datasets._generated import GENERATED_NAMES, generate
+from runner.datasets._locate import find_data_file
 from runner.datasets._prepare import encode_classes, fit_scaler, split_rows
 from runner.datasets.spec import (
     CSV_OPTIONS,
@@ -236,7 +237,7 @@ def _read_table(spec):
     if name == "csv":
         if spec.path is None:
             raise ConfigError("dataset.path must name a CSV file when dataset.name is 'csv'")
-        return read_table(spec.path, spec.target, spec.task)
+        return read_table(find_data_file(spec.path), spec.target, spec.task)
     if name == "digits28":
         return load_digits28()
     return load_builtin(name)

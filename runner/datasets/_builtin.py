@@ -8,8 +8,8 @@ import numpy as np
 from runner.datasets._csv import read_table
 from runner.datasets._table import Table
 
-# The CSVs sit beside this module (not in a top-level datasets/ folder, which would shadow the
-# Hugging Face `datasets` package that MLflow probes for whenever the repo root is on sys.path).
+# The CSVs sit beside this module, inside the package, so an installed wheel has them; datasets/
+# at the repository root holds the user's own tables (_locate.py).
 DATA_DIR = Path(__file__).resolve().parent
 
 # Name -> class names by class id; None marks the regression set. The CSVs store only the ids.
