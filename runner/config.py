@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from runner.datasets import DatasetOptions
 from runner.engine import ACTIVATIONS, DTYPES, INIT_CHOICES, LOSSES
 from runner.errors import ConfigError
-from runner.training import SCHEDULES
+from runner.training import OPTIMIZERS, SCHEDULES, optimizer_settings
 
 # Inside the package, so a wheel carries it; __main__ names it relative to itself.
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -28,6 +28,12 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 def _one_of(key, value, choices):
     if value not in choices:
         raise ConfigError(f"{key} must be one of {sorted(choices)}, got {value!r}")
+
+
+def _default(schema, key):
+    """The schema's default for one of its fields."""
+    spec = schema.__dataclass_fields__[key]
+    return spec.default if spec.default_factory is dataclasses.MISSING else spec.default_factory()
 
 
 def _positive(key, value, hint=""):
@@ -82,21 +88,36 @@ class LossConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # the preset's name (sgd, momentum, nesterov); the keys below act
-    momentum: float = 0.0  # μ in v ← μv + g
-    nesterov: bool = False  # use the look-ahead gradient g + μv
-    weight_decay: float = 0.0  # L2 penalty λ on the weights (not biases)
+    name: str = "sgd"  # the update rule: sgd, momentum, nesterov (all SGD), adam or adamw
+    momentum: float = 0.0  # SGD: μ in v ← μv + g
+    nesterov: bool = False  # SGD: use the look-ahead gradient g + μv
+    weight_decay: float = 0.0  # λ on the weights (not biases): L2 (sgd, adam) or decoupled (adamw)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam: m's and v's decay
+    eps: float = 1e-8  # Adam: added to √v (bias-corrected) so that a step stays finite
     schedule: str = "constant"  # constant, step, exponential or cosine
     step_size: int = 10  # step schedule: epochs between decays
     gamma: float = 0.5  # step/exponential schedules: decay factor
     min_lr: float = 0.0  # cosine schedule: the final learning rate
 
     def __post_init__(self):
+        _one_of("optimizer.name", self.name, OPTIMIZERS)
+        self._refuse_settings_the_rule_ignores()
         _one_of("optimizer.schedule", self.schedule, SCHEDULES)
         _positive("optimizer.step_size", self.step_size)
         _positive("optimizer.gamma", self.gamma)
         if self.min_lr < 0:
             raise ConfigError(f"optimizer.min_lr must be >= 0, got {self.min_lr}")
+
+    def _refuse_settings_the_rule_ignores(self):
+        """A setting changed from its default that the chosen rule never reads would do
+        nothing (optimizer=adam optimizer.momentum=0.9): refuse it rather than ignore it."""
+        takes = optimizer_settings(self.name)
+        for key in sorted({key for name in OPTIMIZERS for key in optimizer_settings(name)}):
+            if key not in takes and getattr(self, key) != _default(OptimizerConfig, key):
+                raise ConfigError(
+                    f"optimizer.{key} does nothing for optimizer.name={self.name}, which reads "
+                    f"{', '.join(takes)}; drop optimizer.{key} or pick an optimizer that reads it"
+                )
 
 
 @dataclass

@@ -26,13 +26,14 @@ from runner.engine.losses import check_pairing, get_loss
 from runner.errors import ConfigError, DivergenceError, WeightsError
 from runner.progress import Progress, format_metrics
 from runner.training import (
-    SGD,
+    OPTIMIZERS,
     FitResult,
     Schedule,
     Trainer,
     TrainingState,
     evaluate,
     load_checkpoint,
+    optimizer_settings,
 )
 
 log = logging.getLogger("runner")
@@ -45,6 +46,8 @@ CONFIG_KEYS = {
     "momentum": "optimizer.momentum",
     "nesterov": "optimizer.nesterov",
     "weight_decay": "optimizer.weight_decay",
+    "betas": "optimizer.betas",
+    "eps": "optimizer.eps",
     "schedule": "optimizer.schedule",
     "divergence factor": "divergence_factor",
     "standardised inputs": "standardised inputs (dataset.standardize=true)",
@@ -73,7 +76,7 @@ class Parts:
 
     dataset: Dataset
     net: MLP
-    optimizer: SGD
+    optimizer: object  # one of runner.training.OPTIMIZERS' classes
     loss: str  # the resolved loss name (never "auto")
 
 
@@ -169,10 +172,7 @@ def prepare(cfg: RunConfig) -> Parts:
     check_model_fits_data(cfg, dataset)  # load_dataset already refused a set without train rows
     init_seed, _ = np.random.SeedSequence(cfg.seed).spawn(2)
     net = build_model(cfg, np.random.default_rng(init_seed))
-    o = cfg.optimizer
-    with config_keys_in_errors():
-        optimizer = SGD(net, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
-    return Parts(dataset, net, optimizer, loss)
+    return Parts(dataset, net, build_optimizer(cfg, net), loss)
 
 
 def run(
@@ -261,6 +261,14 @@ def build_model(cfg: RunConfig, rng):
         except WeightsError as err:
             raise WeightsError(f"init_from={cfg.init_from}: {err}") from None
     return net
+
+
+def build_optimizer(cfg: RunConfig, net):
+    """The update rule that optimizer.name names, given the settings it reads."""
+    o = cfg.optimizer
+    rule = OPTIMIZERS[o.name]
+    with config_keys_in_errors():
+        return rule(net, **{key: getattr(o, key) for key in optimizer_settings(o.name)})
 
 
 def build_trainer(cfg: RunConfig, parts: Parts):

@@ -26,6 +26,8 @@ class StopAfter(Exception):
         ("epochs=30", "optimizer=momentum", "optimizer.schedule=cosine"),
         ("epochs=300", "lr=0.5", "early_stopping.patience=5"),
         ("epochs=20", "model=mlp_30_16_1", "dataset=breast_cancer", "dtype=float32"),
+        ("epochs=20", "optimizer=adam", "lr=0.01", "optimizer.weight_decay=1e-3"),
+        ("epochs=20", "optimizer=adamw", "lr=0.01", "dtype=float32", "optimizer.schedule=cosine"),
     ],
 )
 def test_restored_trainer_ends_bit_identical(overrides, tmp_path):
@@ -77,7 +79,7 @@ def test_snapshot_is_the_last_completed_epoch_even_mid_epoch(tmp_path):
     assert snapshot.epoch == 7 and len(snapshot.history[: snapshot.epoch]) == 7
     assert not np.array_equal(trainer.net.flat_params, after_epoch_7["params"])
     np.testing.assert_array_equal(snapshot.params, after_epoch_7["params"])
-    np.testing.assert_array_equal(snapshot.velocity, after_epoch_7["velocity"])
+    np.testing.assert_array_equal(snapshot.optimizer["velocity"], after_epoch_7["velocity"])
 
     # What an interrupt writes, resumed, ends as if nothing had happened.
     state, _ = load_checkpoint(save_checkpoint(tmp_path / "checkpoint.npz", snapshot, {}))
@@ -156,7 +158,7 @@ def test_a_pickle_or_garbage_is_not_a_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "pickled.npz", trainer.snapshot, {})
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
-    arrays["velocity"], marker = pickle_bomb(tmp_path)
+    arrays["optimizer.velocity"], marker = pickle_bomb(tmp_path)
     np.savez(path, **arrays)
     with pytest.raises(
         WeightsError, match=r"pickled.npz holds pickled objects, which runner refuses.*allow_pickle"

@@ -14,6 +14,7 @@ COMMAND_LINES = [
     ["model=mlp_4_8_8_3", "batch=32"],
     ["model=mlp_64_128_64_10", "dataset=digits", "lr=0.05", "epochs=30", "loss=cross_entropy"],
     ["model.activation=tanh", "optimizer=momentum", "seed=3", "dtype=float32"],
+    ["optimizer=adam", "lr=0.01"],
 ]
 
 
@@ -111,6 +112,12 @@ BAD_INPUTS = [
     ("last layer vs classes", ["model.layers=[4,8,2]"], "model.layers"),
     ("loss vs output activation", ["loss=bce"], "loss"),
     ("momentum out of range", ["optimizer.momentum=1.5"], "optimizer.momentum must be in [0, 1)"),
+    (
+        "unknown optimizer name",  # issue 10: it ran SGD and logged the name
+        ["optimizer.name=rmsprop"],
+        "optimizer.name must be one of ['adam', 'adamw', 'momentum', 'nesterov', 'sgd']",
+    ),
+    ("adam eps not positive", ["optimizer=adam", "optimizer.eps=0"], "optimizer.eps must be > 0"),
     (
         "cross_entropy on one output",
         ["model=mlp_30_16_1", "dataset=breast_cancer", "model.output_activation=softmax"],

@@ -1,4 +1,4 @@
-"""Training an engine network: the epoch loop, the Trainer, SGD, schedules and their state.
+"""Training an engine network: the epoch loop, the Trainer, optimizers, schedules, their state.
 
 ``EpochLoop`` is the inner loop (minibatch steps over fixed data); ``Trainer`` adds
 evaluation, early stopping, the divergence guard and a ``TrainingState`` that a checkpoint
@@ -7,14 +7,17 @@ package imports only NumPy, the standard library and ``runner.engine``/``runner.
 """
 
 from runner.training.loop import EpochLoop
-from runner.training.optim import SGD
+from runner.training.optim import OPTIMIZERS, SGD, Adam, AdamW, optimizer_settings
 from runner.training.schedules import SCHEDULES, scheduled_lr
 from runner.training.state import TrainingState, load_checkpoint, save_checkpoint
 from runner.training.trainer import FitResult, Schedule, Trainer, evaluate
 
 __all__ = [
+    "OPTIMIZERS",
     "SCHEDULES",
     "SGD",
+    "Adam",
+    "AdamW",
     "EpochLoop",
     "FitResult",
     "Schedule",
@@ -22,6 +25,7 @@ __all__ = [
     "TrainingState",
     "evaluate",
     "load_checkpoint",
+    "optimizer_settings",
     "save_checkpoint",
     "scheduled_lr",
 ]

@@ -1,8 +1,9 @@
 """Training state in and out: everything needed to continue a run bit for bit.
 
-A checkpoint is one ``.npz`` holding arrays (parameters, momentum, best-so-far weights, the
-metric history as a float table) and a JSON document (epoch, RNG state, early-stopping and
-divergence-guard state, plus whatever the caller adds, such as the config). It is written to a
+A checkpoint is one ``.npz`` holding arrays (parameters, the optimizer's state such as SGD's
+momentum or Adam's m, v and step count, best-so-far weights, the metric history as a float
+table) and a JSON document (epoch, RNG state, early-stopping and divergence-guard state, plus
+whatever the caller adds, such as the config). It is written to a
 temporary file and renamed over the old one, so a crash mid-write leaves the previous
 checkpoint intact, and read with ``allow_pickle=False``.
 """
@@ -17,7 +18,8 @@ import numpy as np
 from runner.engine.mlp import read_npz
 from runner.errors import WeightsError
 
-FORMAT = 1
+FORMAT = 2  # 2: the optimizer's state as "optimizer.<name>" arrays; 1 held SGD's "velocity"
+OPTIMIZER_PREFIX = "optimizer."
 
 
 @dataclass
@@ -26,7 +28,7 @@ class TrainingState:
 
     epoch: int
     params: np.ndarray  # the net's flat parameter vector
-    velocity: np.ndarray | None  # the optimizer's momentum buffer
+    optimizer: dict  # the optimizer's state() (arrays by name), e.g. Adam's m, v and steps
     rng_state: dict  # the batch-order Generator's bit_generator.state
     history: list = field(default_factory=list)  # metrics per epoch; its first `epoch` count
     best_loss: float = float("inf")
@@ -46,8 +48,7 @@ def save_checkpoint(path, state, extra):
         "params": state.params,
         "history": np.array([[h[k] for k in keys] for h in history], dtype=np.float64),
     }
-    if state.velocity is not None:
-        arrays["velocity"] = state.velocity
+    arrays.update({OPTIMIZER_PREFIX + name: value for name, value in state.optimizer.items()})
     if state.best_params is not None:
         arrays["best_params"] = state.best_params
     info = {
@@ -78,14 +79,21 @@ def load_checkpoint(path):
         info = json.loads(str(arrays.pop("info")))
     except (ValueError, KeyError) as err:
         raise WeightsError(f"{path} is not a runner checkpoint ({err})") from None
-    if info.get("format") != FORMAT:
+    if info.get("format") not in (1, FORMAT):
         raise WeightsError(f"{path} has checkpoint format {info.get('format')}, not {FORMAT}")
+    optimizer = {
+        name.removeprefix(OPTIMIZER_PREFIX): arrays[name]
+        for name in arrays
+        if name.startswith(OPTIMIZER_PREFIX)
+    }
+    if "velocity" in arrays:  # format 1: SGD's momentum buffer
+        optimizer["velocity"] = arrays["velocity"]
     keys = info["history_keys"]
     history = [dict(zip(keys, map(float, row), strict=True)) for row in arrays["history"]]
     state = TrainingState(
         epoch=info["epoch"],
         params=arrays["params"],
-        velocity=arrays.get("velocity"),
+        optimizer=optimizer,
         rng_state=info["rng_state"],
         history=history,
         best_loss=info["best_loss"],

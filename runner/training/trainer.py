@@ -102,7 +102,7 @@ class Trainer:
     """Epochs of minibatch SGD with evaluation, early stopping and a divergence guard.
 
     After every completed epoch it keeps ``snapshot``, a TrainingState from which
-    ``restore`` continues bit for bit: same weights, momentum, batch order (the RNG state),
+    ``restore`` continues bit for bit: same weights, optimizer state, batch order (the RNG state),
     early-stopping and divergence-guard state. A run interrupted mid-epoch therefore
     resumes from the last completed epoch and ends exactly as an uninterrupted one.
 
@@ -154,15 +154,14 @@ class Trainer:
         """The trainer as it stands: a TrainingState to checkpoint or restore.
 
         Taken after every epoch, so it copies only what later epochs change in place (weights,
-        momentum). The history list is shared, since it is only appended to (the state's
-        part is its first ``epoch`` entries), and so are the best weights, which a new best
-        replaces rather than overwrites.
+        the optimizer's state). The history list is shared, since it is only appended to (the
+        state's part is its first ``epoch`` entries), and so are the best weights, which a new
+        best replaces rather than overwrites.
         """
-        velocity = self.optimizer.velocity
         return TrainingState(
             epoch=self.epoch,
             params=self.net.flat_params.copy(),
-            velocity=None if velocity is None else velocity.copy(),
+            optimizer=self.optimizer.state(),
             rng_state=self.rng.bit_generator.state,
             history=self.history,
             best_loss=self.best_loss,
@@ -176,8 +175,7 @@ class Trainer:
     def restore(self, state):
         """Continue from a TrainingState taken by ``state`` (here or in an earlier process)."""
         self.net.flat_params[...] = state.params
-        if self.optimizer.velocity is not None:
-            self.optimizer.velocity[...] = state.velocity
+        self.optimizer.load_state(state.optimizer)
         self.rng.bit_generator.state = state.rng_state
         self.epoch, self.history = state.epoch, list(state.history[: state.epoch])
         self.best_loss, self.best_epoch = state.best_loss, state.best_epoch
