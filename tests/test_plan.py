@@ -116,6 +116,10 @@ def test_the_plan_of_a_3x4_grid_lists_12_jobs_and_leaves_outputs_and_the_store(p
         assert planned[f"batch={batch} model=mlp_4_8_8_3 epochs=2"][3] == f"~{seconds:.1f} s (of 1)"
         assert planned[f"batch={batch} model=mlp_4_16_3 epochs=2"][3] == "-"
     assert f"Estimated time: {3 * seconds:.1f} s for 3 of 12 jobs" in result.stdout
+    # Another number of epochs is another kind of job: no estimate from that run.
+    epochs = run_cli("-m", "epochs=2,3", "plan=true", cwd=project_dir)
+    assert re.search(r"^0\s+epochs=2\s.*\(of 1\)$", epochs.stdout, re.MULTILINE)
+    assert re.search(r"^1\s+epochs=3\s.*\s-$", epochs.stdout, re.MULTILINE)
 
 
 def stored_study(path, complete, failed):
