@@ -7,6 +7,7 @@ run or parent run.
 
 import hashlib
 import re
+import sys
 
 import pytest
 from mlflow import MlflowClient
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 
 from runner.plan import run_if_asked
 from runner.sweeps.identity import job_identity
-from tests.helpers import compose_config, run_cli
+from tests.helpers import compose_config, run_cli, run_command
 
 BATCHES = (8, 16, 32)
 MODELS = ("mlp_4_8_8_3", "mlp_4_16_16_3", "mlp_4_32_32_3", "mlp_4_16_3")
@@ -48,6 +49,21 @@ def test_single_run_plan_prints_the_table_and_writes_nothing(tmp_path):
     assert "dataset iris: 75 train, 30 val, 45 test rows" in result.stdout  # loaded and split
     assert not re.search(r"trained \d+ epochs", result.stdout)
     assert listing(tmp_path) == {}  # no outputs/: no run folder, no store, no tracking worker
+
+
+@pytest.mark.slow
+def test_a_plan_starts_no_tracking_worker(tmp_path):
+    # cli() starts a single run's tracking worker early; the plan must exit before it.
+    spy = (
+        "import sys, runner.__main__ as entry, runner.pipeline as pipeline\n"
+        "pipeline.start_tracking_worker = lambda: print('TRACKING WORKER STARTED')\n"
+        "sys.argv = ['runner', 'plan=true']\n"
+        "entry.cli()\n"
+    )
+    result = run_command([sys.executable, "-c", spy], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 139" in result.stdout
+    assert "TRACKING WORKER STARTED" not in result.stdout
 
 
 @pytest.mark.slow
