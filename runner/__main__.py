@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from runner import pipeline
+from runner import pipeline, plan
 from runner.config import register_configs, to_run_config
 from runner.errors import ConfigError, RunnerError
 from runner.overrides import check_overrides
@@ -77,6 +77,7 @@ def cli():
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    plan.run_if_asked(sys.argv[1:])  # plan=true: print the plan and exit, before Hydra runs
     if not any(arg == "tracking.enabled=false" or arg.startswith("-") for arg in sys.argv[1:]):
         pipeline.start_tracking_worker()  # a single tracked run: MLflow starts beside Hydra
     try:

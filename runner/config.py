@@ -183,6 +183,7 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     resume: str | None = None  # continue a run: its MLflow run id or its checkpoint.npz
+    plan: bool = False  # print what the run or sweep would do (layers, data, jobs); train nothing
 
     def __post_init__(self):
         _positive("batch", self.batch, "; use e.g. batch=32")

@@ -120,7 +120,7 @@ def train(job: Job) -> float:
         release_tracking_worker()
     parts = prepare(cfg)
     log.info(parts.net.summary(cfg.model.name))
-    log_setup(cfg, parts)
+    log.info(describe_setup(cfg, parts))
     job.output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it; a caller may not have
     tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     checkpointer = Checkpointer(
@@ -302,9 +302,10 @@ def config_keys_in_errors():
         raise type(err)(message) from None
 
 
-def log_setup(cfg: RunConfig, parts: Parts):
+def describe_setup(cfg: RunConfig, parts: Parts):
+    """The data set's rows and the training settings, one line: a run logs it, a plan prints it."""
     dataset = parts.dataset
-    log.info(
+    return (
         f"dataset {dataset.name}: {dataset.train.X.shape[0]} train, {dataset.val.X.shape[0]} "
         f"val, {dataset.test.X.shape[0]} test rows; loss {parts.loss}; batch {cfg.batch}, "
         f"lr {cfg.lr:g}, {cfg.epochs} epochs, {cfg.dtype}"
