@@ -2,6 +2,7 @@
 the parent's table by config and its plot."""
 
 import io
+import json
 import math
 import shutil
 import statistics
@@ -84,6 +85,9 @@ def test_the_report_has_one_row_per_config_with_mean_interval_std_and_n(sweep):
     # The parent run holds the same table.
     logged = client.download_artifacts(parent.info.run_id, "results_by_config.csv", str(folder))
     pd.testing.assert_frame_equal(pd.read_csv(logged), table)
+    logged = client.download_artifacts(parent.info.run_id, "results_by_config.json", str(folder))
+    as_json = json.loads(open(logged).read())
+    assert as_json["columns"] == list(table.columns) and len(as_json["data"]) == 2
 
 
 def test_the_parent_has_a_png_of_the_objective_by_swept_key(sweep):

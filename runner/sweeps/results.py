@@ -234,8 +234,11 @@ def _order(keys):
 
 def log_summary(client, parent):
     """What the parent run gets beside results.csv: when seeds repeat, the table by config
-    (``results_by_config.json``, an MLflow table, and ``.csv``); ``objective.png``, the
-    objective against each swept key. parent : the sweep's parent dict (runner.sweeps.parent).
+    (``results_by_config.csv`` and ``.json``: {"columns": [...], "data": [rows]}); and
+    ``objective.png``, the objective against each swept key.
+
+    parent : the sweep's parent dict (runner.sweeps.parent). Written with log_text, which
+    replaces a file, not log_table, which appends to it: a sweep run again ends again here.
     """
     runs = child_runs(parent["run_id"], parent["experiment_id"])
     children = read_children(runs)
@@ -243,7 +246,9 @@ def log_summary(client, parent):
         return
     if children.varies_seed:
         table = grouped_table(runs)
-        client.log_table(parent["run_id"], table, "results_by_config.json")
+        client.log_text(
+            parent["run_id"], table.to_json(orient="split", index=False), "results_by_config.json"
+        )
         client.log_text(parent["run_id"], table.to_csv(index=False), "results_by_config.csv")
     from runner.sweeps.plot import objective_figure
 
