@@ -155,3 +155,10 @@ def test_per_layer_params_only_when_asked():
     assert "layer3.activation" in header and "layer1.W_shape" in table
     for table in (ranked_table(runs(*SWEEP)), grouped_table(runs(*SWEEP))):
         assert not [c for c in table.columns if c.startswith("layer")]
+
+
+def test_overrides_that_spell_one_value_two_ways_are_one_config():
+    rows = [child(0, "mlp_4_8_8_3", 0.1, 0, 0.5), child(1, "mlp_4_8_8_3", 0.1, 1, 0.7)]
+    rows[0]["tags.runner.overrides"] = "model=mlp_4_8_8_3 lr=0.10 seed=0 epochs=3"  # lr 0.1
+    table = grouped_table(runs(*rows))
+    assert len(table) == 1 and table["n"][0] == 2 and "lr" not in table

@@ -69,24 +69,22 @@ def read_children(runs):
     """``Children`` of a ``child_runs`` DataFrame, or None when the sweep has no child."""
     if runs.empty:
         return None
-    varying = {
-        c.removeprefix("params."): runs[c]
-        for c in runs.columns
-        if c.startswith("params.") and runs[c].nunique(dropna=False) > 1
-    }
+    params = {c.removeprefix("params."): runs[c] for c in runs.columns if c.startswith("params.")}
+    varying = {key: column for key, column in params.items() if column.nunique(dropna=False) > 1}
     overrides = [parse_overrides(text) for text in _column(runs, f"tags.{tags.OVERRIDES}")]
     swept = {}
     for key in dict.fromkeys(key for job in overrides for key in job):  # first-seen order
-        if key in varying:  # the param's canonical text: 0.1 for 0.10
-            swept[key] = varying.pop(key)
+        if key in params:  # the param's canonical text: lr=0.10 and lr=0.1 are one value
+            if key in varying:
+                swept[key] = varying.pop(key)
         elif len({job.get(key) for job in overrides}) > 1:  # a config group: model=...
             swept[key] = pd.Series([job.get(key) for job in overrides], index=runs.index)
     for key, column in list(varying.items()):  # model.name beside model: the same column
         if any(column.equals(other) for other in swept.values()):
             del varying[key]
     layers = sorted((k for k in varying if LAYER_PARAM.fullmatch(k)), key=_layer_order)
-    params = sorted(k for k in varying if k not in layers)
-    names = {*swept, *(c.removeprefix("params.") for c in runs.columns if c.startswith("params."))}
+    others = sorted(k for k in varying if k not in layers)
+    names = {*swept, *params}
     # The objective first; a metric that shares a param's name (lr) is left to the param.
     metrics = [
         c.removeprefix("metrics.")
@@ -106,7 +104,7 @@ def read_children(runs):
             "failure_reason": _column(runs, "tags.failure_reason"),
         }
     )
-    return Children(frame, list(swept), params, layers, metrics, objective)
+    return Children(frame, list(swept), others, layers, metrics, objective)
 
 
 def parse_overrides(text):
