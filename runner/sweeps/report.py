@@ -21,12 +21,13 @@ from runner.errors import RunnerError, TrackingError
 from runner.tracking import tags
 from runner.tracking.client import resolve_uri
 
-WIDTH = 160  # a failed run's line is cut here; its whole reason is in the run and the CSV
+WIDTH = 160  # a failed run's line is cut here; the whole reason is in the run and --runs --csv
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m runner.report", description="A sweep's runs as a ranked table, best first."
+        prog="python -m runner.report",
+        description="A sweep's results, best first: one row per config when seeds repeat it.",
     )
     parser.add_argument("--experiment", default="runner", help="MLflow experiment (runner)")
     parser.add_argument("--sweep", metavar="RUN_ID", help="the sweep's parent run (latest)")
