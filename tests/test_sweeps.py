@@ -55,9 +55,9 @@ def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
         ("32", "0.01"),
         ("32", "0.1"),
     }
-    assert {"results.json", "results.csv"} <= {
-        a.path for a in client.list_artifacts(parent.info.run_id)
-    }
+    parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results.json", "results.csv", "objective.png"} <= parent_artifacts
+    assert "results_by_config.csv" not in parent_artifacts  # no seed repeats a config
     best = min(children, key=lambda c: c.data.metrics["val_loss"])
     assert parent.data.tags["best_child_run_id"] == best.info.run_id
     assert best.data.tags["runner.best_in_sweep"] == "true"

@@ -139,7 +139,7 @@ def finish_sweep(parent):
     import mlflow
     from mlflow import MlflowClient
 
-    from runner.sweeps.results import best_row, child_runs, ranked_table
+    from runner.sweeps.results import best_row, child_runs, log_summary, ranked_table
 
     mlflow.set_tracking_uri(parent["uri"])
     client = MlflowClient(parent["uri"])
@@ -147,6 +147,7 @@ def finish_sweep(parent):
     table = ranked_table(child_runs(run_id, parent["experiment_id"]))
     mlflow.log_table(table, "results.json", run_id=run_id)
     client.log_text(run_id, table.to_csv(index=False), "results.csv")
+    log_summary(client, parent)  # seeds as repeats: results_by_config.csv; objective.png
     best = best_row(table)
     if best is not None:
         client.set_tag(run_id, "best_child_run_id", best["run_id"])
