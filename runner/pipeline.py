@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
+from runner import streams
 from runner.checkpointing import Checkpointer, checkpoint_path, find_checkpoint
 from runner.config import RunConfig, model_names_with_inputs, run_config_from_dict
 from runner.datasets import Dataset, load_dataset
@@ -170,8 +169,7 @@ def prepare(cfg: RunConfig) -> Parts:
         cfg.dataset.spec(seed=cfg.seed, n_outputs=cfg.model.layers[-1], dtype=cfg.dtype)
     )
     check_model_fits_data(cfg, dataset)  # load_dataset already refused a set without train rows
-    init_seed, _ = np.random.SeedSequence(cfg.seed).spawn(2)
-    net = build_model(cfg, np.random.default_rng(init_seed))
+    net = build_model(cfg, streams.generator(cfg.seed, streams.INIT))
     return Parts(dataset, net, build_optimizer(cfg, net), loss)
 
 
@@ -273,7 +271,6 @@ def build_optimizer(cfg: RunConfig, net):
 
 def build_trainer(cfg: RunConfig, parts: Parts):
     """The Trainer for a config and what ``prepare`` built for it; batch order from the seed."""
-    _, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     o, stopping = cfg.optimizer, cfg.early_stopping
     return Trainer(
         parts.net,
@@ -283,7 +280,7 @@ def build_trainer(cfg: RunConfig, parts: Parts):
         epochs=cfg.epochs,
         batch_size=cfg.batch,
         schedule=Schedule(cfg.lr, o.schedule, o.step_size, o.gamma, o.min_lr),
-        rng=np.random.default_rng(shuffle_seed),
+        rng=streams.generator(cfg.seed, streams.BATCHES),
         shuffle=cfg.shuffle,
         patience=stopping.patience,
         min_delta=stopping.min_delta,

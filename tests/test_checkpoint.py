@@ -120,9 +120,9 @@ def test_resume_one_epoch_before_early_stopping_keeps_its_state(tmp_path):
 
 
 def test_resume_keeps_the_divergence_guards_first_epoch_reference(tmp_path):
-    # lr=5 diverges at epoch 3 against epoch 1's loss; a guard that forgot it would take
+    # lr=3.8 diverges at epoch 3 against epoch 1's loss; a guard that forgot it would take
     # epoch 3's first, already huge, step loss as its reference and train on.
-    overrides = ("epochs=50", "lr=5")
+    overrides = ("epochs=50", "lr=3.8")
     with pytest.raises(DivergenceError, match="at epoch 3") as straight:
         trainer_for(*overrides).run()
     resumed = resumed_from(overrides, 2, tmp_path)

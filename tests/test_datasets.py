@@ -428,13 +428,13 @@ def test_feature_scaler_maps_raw_rows_to_the_standardised_ones():
 def outlier_csv(tmp_path, value):
     """20 rows whose x varies by 1e-200 and one row (never a training row here) with x=value."""
     rows = [(1e-200 if i % 2 else 0.0, i % 2) for i in range(20)]
-    rows[7] = (value, 1)
+    rows[19] = (value, 1)
     return write_csv(tmp_path, "x,y\n" + "".join(f"{x},{y}\n" for x, y in rows))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_row_too_many_standard_deviations_out_is_refused(tmp_path, dtype):
-    # Row 7 lands in the validation part; 1e100 / 1e-200 standard deviations squares to inf.
+    # Row 19 lands in the validation part; 1e100 / 1e-200 standard deviations squares to inf.
     path = outlier_csv(tmp_path, 1e100)
     with pytest.raises(DataError, match=rf"column 'x' of .*data\.csv.* {dtype} can square"):
         load_dataset("csv", path=path, target="y", dtype=dtype)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from runner.sweeps.callback import swept_keys
 from tests.helpers import run_cli, start_process
 
 pytestmark = pytest.mark.slow
@@ -26,6 +27,15 @@ def sweep_runs(project_dir, experiment="runner"):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == len(runs) - 1  # nothing outside the sweep
     return client, parent, children
+
+
+def test_swept_keys_are_the_sweep_overrides_and_the_search_space_in_order():
+    overrides = ["lr=0.01,0.1", "epochs=3", "+extra=range(2)", "seed=glob(*)", "model=mlp_4_8_8_3"]
+    assert swept_keys(overrides, None) == ["lr", "extra", "seed"]
+    assert swept_keys(["epochs=3", "lr=0.1,1"], {"lr": "interval(0.001, 1)", "batch": "x"}) == [
+        "lr",
+        "batch",
+    ]
 
 
 def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
@@ -55,6 +65,18 @@ def test_grid_sweep_is_one_parent_with_a_child_per_job(project_dir):
         ("32", "0.01"),
         ("32", "0.1"),
     }
+    # Named by what varies first, so MLflow's narrow Run Name column tells them apart; the
+    # Source column names each one's command, the parent's the sweep's.
+    assert sorted(c.info.run_name for c in children) == [
+        "batch16-lr0.01 · mlp_4_8_8_3",
+        "batch16-lr0.1 · mlp_4_8_8_3",
+        "batch32-lr0.01 · mlp_4_8_8_3",
+        "batch32-lr0.1 · mlp_4_8_8_3",
+    ]
+    sources = {c.data.tags["mlflow.source.name"] for c in children}
+    assert "python -m runner batch=16 lr=0.01 epochs=3 tracking.log_model=False" in sources
+    assert parent.data.tags["mlflow.source.name"].startswith("python -m runner -m batch=16,32")
+    assert parent.data.tags["mlflow.source.type"] == "LOCAL"
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"results.json", "results.csv", "objective.png"} <= parent_artifacts
     assert "results_by_config.csv" not in parent_artifacts  # no seed repeats a config

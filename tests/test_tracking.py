@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from runner.datasets import load_dataset
 from runner.engine import MLP
-from tests.helpers import MlflowServer, run_cli, run_command, start_cli_until, start_process
+from tests.helpers import REPO, MlflowServer, run_cli, run_command, start_cli_until, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,16 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
     assert list(layers["W_shape"]) == ["(4, 8)", "(8, 8)", "(8, 3)"]
     assert list(layers["params"]) == [40, 72, 27]
     assert run.data.tags["command"] == "python -m runner"
+    # MLflow's UI: the experiment opens on its runs; the Source column names the command (not
+    # the tracking worker that logged it) and Version the checkout's commit, when it has one.
+    assert client.get_experiment_by_name("runner").tags["mlflow.experimentKind"] == (
+        "custom_model_development"
+    )
+    assert run.data.tags["mlflow.source.name"] == "python -m runner"
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True)
+    commit = head.stdout.decode().strip() if head.returncode == 0 else None
+    assert run.data.tags.get("mlflow.source.git.commit") == commit
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {
         "iris-train",
         "iris-val",

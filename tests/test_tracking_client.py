@@ -14,7 +14,13 @@ import pytest
 from runner.datasets import load_dataset
 from runner.errors import TrackingError
 from runner.tracking import messages
-from runner.tracking.client import check_reachable, flatten_params, resolve_uri, run_name
+from runner.tracking.client import (
+    check_reachable,
+    flatten_params,
+    resolve_uri,
+    run_name,
+    sweep_run_name,
+)
 
 
 def test_default_store_is_an_absolute_sqlite_path_under_outputs(tmp_path, monkeypatch):
@@ -37,6 +43,19 @@ def test_run_name_comes_from_the_model_and_the_overrides():
         run_name("mlp_4_8_8_3", values, ["model=mlp_4_8_8_3", "dtype=float32", "hydra.run.dir=x"])
         == "mlp_4_8_8_3-batch32-lr0.1-seed0-dtype=float32"
     )
+
+
+def test_a_sweep_childs_name_leads_with_the_swept_values_then_the_model():
+    overrides = ["batch=16", "lr=0.05", "epochs=3", "+optimizer.momentum=0.9"]
+    swept = ["batch", "lr", "optimizer.momentum"]
+    assert sweep_run_name("mlp_4_8_8_3", overrides, swept) == (
+        "batch16-lr0.05-optimizer.momentum=0.9 · mlp_4_8_8_3"
+    )
+    # An Optuna trial's float is cut as :g prints it; the model's name already ends the name.
+    trial = ["lr=0.012345678901", "model=mlp_4_16_16_3", "batch=8"]
+    swept = ["lr", "batch", "model"]
+    assert sweep_run_name("mlp_4_16_16_3", trial, swept) == "lr0.0123457-batch8 · mlp_4_16_16_3"
+    assert sweep_run_name("mlp_4_16_16_3", ["model=mlp_4_16_16_3"], ["model"]) == "mlp_4_16_16_3"
 
 
 def test_flatten_params_gives_dotted_keys_and_lists_as_text():

@@ -5,7 +5,8 @@ source (the CSVs shipped beside this module, sets drawn from a seed, a user's CS
 becomes a ``Table`` of all rows; one code path then splits, standardises and encodes it, so
 every set reaches the model in the same form.
 
-This package imports only NumPy, pandas (lazily, to read CSVs) and the standard library.
+This package imports only NumPy, pandas (lazily, to read CSVs), the standard library and
+``runner.streams`` (which of the run's random streams the data draws from).
 """
 
 from dataclasses import dataclass, fields
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runner import streams
 from runner.datasets._builtin import load_builtin, load_digits28
 from runner.datasets._csv import read_table
 from runner.datasets._generated import GENERATED_NAMES, generate
@@ -133,12 +135,12 @@ def load_dataset(name, **options) -> Dataset:
         spec.test_fraction,
         spec.standardize,
     )
-    table = _read_table(spec)
+    rng = streams.generator(seed, streams.DATA)  # generated rows first, then the split
+    table = _read_table(spec, rng)
     name = f"csv:{Path(spec.path).name}" if spec.name == "csv" else spec.name
 
     is_classifier = table.class_names is not None
     labels = table.target if is_classifier else None
-    rng = np.random.default_rng(seed)
     rows = split_rows(len(table.X), labels, val_fraction, test_fraction, rng)
     _check_split_sizes(name, table, rows, val_fraction, test_fraction)
 
@@ -216,8 +218,11 @@ def _check_magnitudes(A, columns, dataset_name, dtype, standardized):
     )
 
 
-def _read_table(spec):
-    """All rows of the spec's set as a Table; an option the set does not take is a ConfigError."""
+def _read_table(spec, rng):
+    """All rows of the spec's set as a Table; an option the set does not take is a ConfigError.
+
+    rng : the run's data stream, which a generated set draws its rows from.
+    """
     name = spec.name
     if name != "csv":
         for key in CSV_OPTIONS:
@@ -227,7 +232,7 @@ def _read_table(spec):
                 )
     params = {key: getattr(spec, key) for key in GENERATED_OPTIONS}
     if name in GENERATED_NAMES:
-        return generate(name, spec.seed, params)
+        return generate(name, rng, params)
     for key, value in params.items():
         if value is not None:
             raise ConfigError(

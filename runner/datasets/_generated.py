@@ -65,13 +65,12 @@ GENERATORS = {
 GENERATED_NAMES = tuple(GENERATORS)
 
 
-def generate(name, seed, params):
+def generate(name, rng, params):
     """Draw the set ``name`` of GENERATORS as a Table.
 
     params : dict of n_samples, noise, n_classes and n_features; None means "the default",
         and any other value for a key the set does not take is a ConfigError.
-    The draw uses its own stream spawned from ``seed``, so the split, which uses
-    ``default_rng(seed)`` itself, is not correlated with the data.
+    rng : the run's data stream (``runner.streams.DATA``); the split draws from it next.
     """
     make, defaults = GENERATORS[name]
     kwargs = dict(defaults)
@@ -85,7 +84,6 @@ def generate(name, seed, params):
             )
         kwargs[key] = value
     _check(kwargs)
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     X, y = make(rng, **kwargs)
     n_classes = kwargs.get("n_classes", 2)
     feature_names = tuple(f"x{i}" for i in range(X.shape[1]))

@@ -72,8 +72,8 @@ class DatasetOptions:
 class DatasetSpec(DatasetOptions):
     """A data set's options and what the run around it decides: all ``load_dataset`` needs.
 
-    seed : the split is drawn from ``np.random.default_rng(seed)`` (stratified by class for
-        classification), generated sets from a stream spawned from it.
+    seed : the run's seed; generated rows and then the split (stratified by class for
+        classification) draw from its data stream, ``runner.streams.DATA``.
     n_outputs : encoding request for classes: 1 with two classes gives one 0/1 column for a
         sigmoid output; anything else gives one-hot. It is never checked against the model
         here: the caller compares ``Dataset.n_outputs`` with its network.

@@ -27,6 +27,7 @@ from runner.sweeps.parent import PARENT_ENV, sweep_parent
 from runner.tracking import client as tracking
 from runner.tracking import tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
+from runner.tracking.repository import git_tags
 
 POLL_S = 0.5
 # How long the end of a sweep waits, beyond tracking.outage_wait_s, for a child that makes no
@@ -59,7 +60,11 @@ class SweepTracking(Callback):
         run = client.create_run(
             experiment_id,
             run_name=name[:250],
-            tags={tags.SWEEP: "true", "command": " ".join(["python -m runner -m", *overrides])},
+            tags={
+                tags.SWEEP: "true",
+                **tags.source(" ".join(["python -m runner -m", *overrides])),
+                **git_tags(),
+            },
         )
         client.log_batch(
             run.info.run_id,
@@ -76,6 +81,7 @@ class SweepTracking(Callback):
             "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()),
             "stall_s": config.tracking.outage_wait_s + STALL_MARGIN_S,
             "launcher_pid": os.getpid(),
+            "swept": swept_keys(overrides, hydra_cfg.sweeper.get("params")),
         }
         os.environ[PARENT_ENV] = json.dumps(parent)
         log.info(f"sweep tracked as MLflow parent run {name} ({run.info.run_id})")
@@ -88,6 +94,16 @@ class SweepTracking(Callback):
             wait_for_children(parent)
             finish_sweep(parent)
             del os.environ[PARENT_ENV]
+
+
+def swept_keys(overrides, search_space):
+    """The keys a sweep varies, in command-line order: its sweep overrides (``batch=16,32``,
+    ``range()``, ``glob()``...) and the keys of its sweeper's ``params`` (Optuna's space)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = [override.key_or_group for override in parsed if override.is_sweep_override()]
+    return keys + [key for key in search_space or {} if key not in keys]
 
 
 def wait_for_children(parent):

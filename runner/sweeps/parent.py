@@ -21,4 +21,4 @@ def sweep_parent():
 
 def sweep_job(parent, job):
     """What the tracking worker needs to know of a job's sweep."""
-    return SweepJob(parent["run_id"], job, parent["launcher_pid"])
+    return SweepJob(parent["run_id"], job, parent["launcher_pid"], tuple(parent["swept"]))

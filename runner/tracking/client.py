@@ -109,6 +109,32 @@ def run_name(model_name, values, overrides):
     return "-".join(parts)
 
 
+def sweep_run_name(model_name, overrides, swept):
+    """A sweep child's name: what the sweep varies, then the model.
+
+    e.g. ``batch16-lr0.05 · mlp_4_8_8_3`` for ``-m batch=16,32 lr=0.05,0.1``. MLflow's runs
+    table cuts names short, and a sweep's children differ only in the swept keys, so these
+    come first. swept : the keys the sweep varies, in order; ``model`` is left out, since the
+    model's name ends the name anyway.
+    """
+    values = dict(override.lstrip("+~").split("=", 1) for override in overrides if "=" in override)
+    parts = [
+        f"{key}{_short(values[key])}" if key in NAME_KEYS else f"{key}={_short(values[key])}"
+        for key in swept
+        if key in values and key != "model"
+    ]
+    return " · ".join(["-".join(parts), model_name]) if parts else model_name
+
+
+def _short(value):
+    """A float as ``:g`` prints it (an Optuna trial's lr=0.01234567891 as 0.0123457)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:g}" if any(c in value for c in ".eE") else value
+
+
 def flatten_params(config, prefix=""):
     """Nested dicts → dotted keys, lists as text (MLflow params): {'model.layers': '[4, 8, 8, 3]'}.
 
@@ -445,7 +471,7 @@ def start_message(
     run. resume_run_id, history : continue that run after these epochs.
     """
     run_tags = {
-        "command": " ".join(["python -m runner", *map(shlex.quote, overrides)]),
+        **tags.source(" ".join(["python -m runner", *map(shlex.quote, overrides)])),
         tags.BLAS_THREADS: str(blas_threads()),
         tags.CHECKPOINT: str(checkpoint_path),
     }
@@ -469,7 +495,11 @@ def start_message(
         uri=uri,
         experiment=experiment,
         artifact_root=default_artifact_root(uri),
-        run_name=run_name(model_name, config, overrides),
+        run_name=(
+            sweep_run_name(model_name, overrides, sweep.swept)
+            if sweep and sweep.swept
+            else run_name(model_name, config, overrides)
+        ),
         params=params,
         tags=run_tags,
         config_yaml=yaml.safe_dump(config, sort_keys=False),

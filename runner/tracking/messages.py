@@ -74,6 +74,7 @@ class SweepJob:
     parent_run_id: str
     job: int  # Hydra's job number
     launcher_pid: int  # the sweep's launching process, which ends the parent run
+    swept: tuple = ()  # the keys the sweep varies, which lead its children's names
 
 
 @dataclass(frozen=True)
@@ -190,5 +191,6 @@ def start_from_json(text):
         data[name] = Split(**data[name])
     for name in ("feature_names", "class_names"):
         data[name] = None if data[name] is None else tuple(data[name])
-    sweep = fields["sweep"] and SweepJob(**fields["sweep"])
+    sweep = fields["sweep"]
+    sweep = sweep and SweepJob(**{**sweep, "swept": tuple(sweep.get("swept", ()))})
     return Start(**{**fields, "data": DataFacts(**data), "sweep": sweep})

@@ -16,6 +16,8 @@ from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from runner.tracking import tags
+
 
 def store_lock(uri):
     """A lock for the SQLite file ``uri`` names (``<file>.db.lock``), else a no-op context."""
@@ -39,12 +41,17 @@ def ensure_experiment(client, name, artifact_root):
     """The experiment's id, creating it if needed, under the store's lock.
 
     artifact_root : where a new experiment keeps artifacts (None: the server decides).
+    A new experiment, and one that has no kind yet, is marked as model training, so that
+    MLflow's UI opens it on its runs rather than its GenAI overview; a kind someone chose stays.
     """
+    kind = {tags.EXPERIMENT_KIND: tags.MODEL_TRAINING}
     with store_lock(client.tracking_uri):
         experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return client.create_experiment(name, artifact_location=artifact_root)
-        except MlflowException:  # created meanwhile through a server by another process
-            return client.get_experiment_by_name(name).experiment_id
+        if experiment is None:
+            try:
+                return client.create_experiment(name, artifact_location=artifact_root, tags=kind)
+            except MlflowException:  # created meanwhile through a server by another process
+                experiment = client.get_experiment_by_name(name)
+        if tags.EXPERIMENT_KIND not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, *kind.popitem())
+        return experiment.experiment_id

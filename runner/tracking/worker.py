@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,8 @@ from threadpoolctl import threadpool_info
 from runner.engine import MLP
 from runner.errors import one_line
 from runner.tracking import messages
-from runner.tracking.model import PACKAGE, log_model
+from runner.tracking.model import log_model
+from runner.tracking.repository import git_tags
 from runner.tracking.store import ensure_experiment, open_store
 
 BATCH_METRICS, BATCH_PARAMS = 1000, 100  # MLflow's limits for one log_batch call
@@ -121,7 +121,7 @@ class RunSession:
             self.experiment_id = self.stores.experiment_id(
                 start.uri, start.experiment, start.artifact_root
             )
-            tags = {**start.tags, **source_tags(), **version_tags()}
+            tags = {**start.tags, **git_tags(), **version_tags()}
             run = self.client.create_run(self.experiment_id, run_name=start.run_name, tags=tags)
             self.run_id = run.info.run_id
         params = [Param(key, str(value)) for key, value in start.params.items()]
@@ -332,29 +332,6 @@ def _history_metrics(history):
         for epoch, metrics in enumerate(history, start=1)
         for key, value in metrics.items()
     ]
-
-
-@functools.cache
-def source_tags():
-    """The git commit of the runner checkout and whether it had uncommitted changes (once)."""
-
-    def git(*args):
-        return subprocess.run(
-            ["git", "-C", str(PACKAGE), *args], capture_output=True, text=True, timeout=10
-        )
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return {}
-        dirty = bool(git("status", "--porcelain").stdout.strip())
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return {
-        "git_commit": head.stdout.strip(),
-        "git_dirty": str(dirty).lower(),
-        "mlflow.source.git.commit": head.stdout.strip(),
-    }
 
 
 @functools.cache
