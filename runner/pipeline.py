@@ -222,11 +222,15 @@ def check_model_fits_data(cfg: RunConfig, dataset):
     layers, name = list(cfg.model.layers), cfg.model.name
     if layers[0] != dataset.n_features:
         fitting = model_names_with_inputs(dataset.n_features)
-        hint = f"model={fitting[0]}" if fitting else f"model.layers=[{dataset.n_features}, ...]"
+        sizes = [dataset.n_features, *layers[1:-1], dataset.n_outputs]
+        resized = f"model.layers=[{', '.join(map(str, sizes))}]"
+        hint = f"model={fitting[0]}" if fitting else resized
+        encoded = dataset.encoding.describe()
+        encoded = f" after one-hot encoding ({encoded})" if encoded else ""
         raise ConfigError(
             f"model {name} takes {layers[0]} input features but dataset '{dataset.name}' has "
-            f"{dataset.n_features}; pick a model whose first layer is {dataset.n_features} "
-            f"(e.g. {hint})"
+            f"{dataset.n_features}{encoded}; pick a model whose first layer is "
+            f"{dataset.n_features} (e.g. {hint})"
         )
     if layers[-1] != dataset.n_outputs:
         what = (
@@ -307,6 +311,8 @@ def describe_setup(cfg: RunConfig, parts: Parts):
         f"val, {dataset.test.X.shape[0]} test rows; loss {parts.loss}; batch {cfg.batch}, "
         f"lr {cfg.lr:g}, {cfg.epochs} epochs, {cfg.dtype}"
     )
+    for note in dataset.notes:  # what was encoded, dropped or filled
+        log.info(note)
 
 
 def load_resume(job: Job):

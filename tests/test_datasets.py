@@ -347,10 +347,11 @@ def test_csv_without_path_is_rejected():
 @pytest.mark.parametrize(
     ("cell", "problem"),
     [
-        ("abc", "is 'abc', not a number"),
-        ("", "is empty"),
-        ("nan", "is 'nan', not a finite number"),
-        ("inf", "is 'inf', not a finite number"),
+        ("abc", r"is 'abc', not a number; .*dataset\.categorical=\[y\]"),
+        ("", r"is empty; .*dataset\.missing=drop .*dataset\.missing=mean"),
+        ("nan", "is 'nan', a missing value"),
+        ("NA", "is 'NA', a missing value"),
+        ("inf", "is 'inf', not a finite number; fix that cell$"),
     ],
 )
 def test_csv_bad_feature_cell_names_column_row_line_and_value(tmp_path, cell, problem):

@@ -9,7 +9,7 @@ This package imports only NumPy, pandas (lazily, to read CSVs), the standard lib
 ``runner.streams`` (which of the run's random streams the data draws from).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from runner.datasets._builtin import load_builtin, load_digits28
 from runner.datasets._csv import read_table
 from runner.datasets._generated import GENERATED_NAMES, generate
 from runner.datasets._locate import find_data_file
-from runner.datasets._prepare import encode_classes, fit_scaler, split_rows
+from runner.datasets._prepare import encode_classes, fill_missing, fit_scaler, split_rows
 from runner.datasets.spec import (
     CSV_OPTIONS,
     DATASET_NAMES,
@@ -27,11 +27,23 @@ from runner.datasets.spec import (
     DatasetOptions,
     DatasetSpec,
 )
+from runner.encoding import Encoding
 from runner.errors import ConfigError, DataError
 
-__all__ = ["DATASET_NAMES", "Dataset", "DatasetOptions", "DatasetSpec", "Split", "load_dataset"]
+__all__ = [
+    "DATASET_NAMES",
+    "Dataset",
+    "DatasetOptions",
+    "DatasetSpec",
+    "Encoding",
+    "Split",
+    "load_dataset",
+]
 
-_DEFAULTS = {f.name: f.default for f in fields(DatasetOptions)}
+_DEFAULTS = {
+    f.name: f.default if f.default_factory is MISSING else f.default_factory()
+    for f in fields(DatasetOptions)
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ class Dataset:
     feature_mean, feature_scale : ndarray of shape (n_features,), float64: X is
         (raw - feature_mean) / feature_scale, so a served model can take raw rows. 0 and 1
         with ``standardize=False``.
+    encoding : how a raw row (the file's feature columns: numbers, text, missing cells)
+        becomes the unstandardised X row; with it and the scales, a model takes raw rows.
+    notes : what loading did to the data (columns encoded, rows dropped, cells filled), one
+        line each, for the run's log.
     """
 
     name: str
@@ -79,6 +95,8 @@ class Dataset:
     target_scale: np.ndarray | None
     feature_mean: np.ndarray
     feature_scale: np.ndarray
+    encoding: Encoding
+    notes: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -106,11 +124,14 @@ def load_dataset(name, **options) -> Dataset:
         The same spec gives bit-identical splits. A fraction of 0 gives an empty split of
         shape (0, n_features). ``standardize`` centres and scales every feature (and a
         regression target) with the mean and std of the train rows only, so nothing about val
-        or test leaks into training. ``path``, ``target`` and ``task`` apply to "csv" only
-        (task auto: classification for a non-numeric target or one with at most 20 distinct
-        integer values); ``n_samples``, ``noise``, ``n_classes`` and ``n_features`` to the
-        generated sets, each where it applies (xor and moons take n_samples and noise,
-        spirals adds n_classes, blobs n_features).
+        or test leaks into training. ``path``, ``target``, ``task``, ``missing`` and
+        ``categorical`` apply to "csv" only (task auto: classification for a non-numeric
+        target or one with at most 20 distinct integer values; text and ``categorical``
+        columns are one-hot encoded, see ``runner.encoding``; missing "mean" fills a missing
+        feature cell with its column's mean over the train rows only); ``n_samples``,
+        ``noise``, ``n_classes`` and ``n_features`` to the generated sets, each where it
+        applies (xor and moons take n_samples and noise, spirals adds n_classes, blobs
+        n_features).
 
     Returns
     -------
@@ -144,7 +165,11 @@ def load_dataset(name, **options) -> Dataset:
     rows = split_rows(len(table.X), labels, val_fraction, test_fraction, rng)
     _check_split_sizes(name, table, rows, val_fraction, test_fraction)
 
-    X = table.X
+    X, notes = table.X, table.notes
+    encoding = table.encoding or Encoding(table.feature_names)
+    if np.isnan(X).any():  # only dataset.missing=mean leaves cells to fill
+        X, fill, note = fill_missing(X, rows[0], encoding, name)
+        encoding, notes = replace(encoding, fill=fill), (*notes, note)
     feature_mean, feature_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:
         feature_mean, feature_scale = fit_scaler(X[rows[0]])
@@ -180,6 +205,8 @@ def load_dataset(name, **options) -> Dataset:
         target_scale=target_scale,
         feature_mean=feature_mean,
         feature_scale=feature_scale,
+        encoding=encoding,
+        notes=notes,
     )
 
 
@@ -242,7 +269,9 @@ def _read_table(spec, rng):
     if name == "csv":
         if spec.path is None:
             raise ConfigError("dataset.path must name a CSV file when dataset.name is 'csv'")
-        return read_table(find_data_file(spec.path), spec.target, spec.task)
+        return read_table(
+            find_data_file(spec.path), spec.target, spec.task, spec.missing, tuple(spec.categorical)
+        )
     if name == "digits28":
         return load_digits28()
     return load_builtin(name)

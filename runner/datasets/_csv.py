@@ -7,17 +7,22 @@ from pathlib import Path
 import numpy as np
 
 from runner.datasets._table import Table
+from runner.encoding import MISSING_TEXT, Encoding, category_key, category_order, parse_numbers
 from runner.errors import ConfigError, DataError
 
 # task="auto" treats an integer-valued target with at most this many distinct values as classes.
 MAX_AUTO_CLASSES = 20
 
 
-def read_table(path, target, task):
+def read_table(path, target, task, missing="error", categorical=()):
     """Read the CSV at ``path``; ``target`` names the target column, the rest are features.
 
     task : "auto", "classification" or "regression". "auto" picks classification for a target
         that is not numeric, or is integer-valued with at most MAX_AUTO_CLASSES distinct values.
+    missing : what a missing cell (see ``runner.encoding.MISSING_TEXT``) does: "error" refuses
+        it, "drop" drops its row, "mean" leaves it NaN in X for ``load_dataset`` to fill from
+        the training split (a missing target is refused: it is never filled).
+    categorical : numeric feature columns to one-hot encode as well; a text column always is.
 
     Rows are counted from 1 after the header, and line numbers assume one line per row (no
     newlines inside quoted cells), so an error can point at the exact spot in an editor.
@@ -36,9 +41,89 @@ def read_table(path, target, task):
     features = [c for c in columns if c != target]
     if not features:
         raise DataError(f"{path} has only the target column {target!r}; add feature columns")
-    X = np.column_stack([_numeric_column(frame[c], c, path) for c in features])
+    for column in categorical:
+        if column not in features:
+            raise ConfigError(
+                f"dataset.categorical names {column!r}, which is not a feature column of "
+                f"{path}; feature columns are {features}"
+            )
+    one_hot = [c for c in features if c in categorical or _is_text(frame[c], c, path)]
+    frame, notes = _handle_missing(frame, features, target, missing, path)
+    categories = {
+        c: category_order(key for key in map(category_key, frame[c]) if key is not None)
+        for c in one_hot
+    }
+    encoding = Encoding(tuple(features), categories)
+    if categories:
+        notes.append(_encoded_note(categories))
     values, class_names = _target_column(frame[target], target, task, path)
-    return Table(X, values, tuple(str(c) for c in features), class_names)
+    return Table(
+        encoding.encode(frame), values, encoding.feature_names, class_names, encoding, tuple(notes)
+    )
+
+
+def _is_text(cells, column, path):
+    """True for a column with no number in it; a DataError for numbers mixed with text or
+    infinite numbers, naming the first such cell."""
+    values, missing = parse_numbers(cells)
+    text = ~missing & np.isnan(values)
+    if text.any() and (text | missing).all():
+        return True
+    bad = np.flatnonzero(~missing & ~np.isfinite(values))
+    if bad.size:
+        fix = "fix that cell"
+        if text[bad[0]]:
+            fix += f", or set dataset.categorical=[{column}] to one-hot encode the column"
+        raise _cell_error(path, column, cells.index[bad[0]], cells.iloc[bad[0]], fix)
+    return False
+
+
+def _handle_missing(frame, features, target, missing, path):
+    """The frame as ``missing`` leaves it, and what was done, as lines for the run's log."""
+    blank = {c: parse_numbers(frame[c])[1] for c in [*features, target]}
+    if missing == "drop":
+        keep = ~np.any(list(blank.values()), axis=0)
+        dropped = np.flatnonzero(~keep)
+        if not dropped.size:
+            return frame, []
+        if not keep.any():
+            raise DataError(
+                f"{path}: every row has a missing cell, so dataset.missing=drop leaves none; "
+                f"fill the cells, or set dataset.missing=mean"
+            )
+        shown = ", ".join(str(row + 1) for row in dropped[:10])
+        more = f" and {dropped.size - 10} more" if dropped.size > 10 else ""
+        note = (
+            f"dropped {dropped.size} of {len(frame)} rows with a missing cell "
+            f"(dataset.missing=drop): rows {shown}{more}"
+        )
+        return frame[keep], [note]
+    checked = [target] if missing == "mean" else [*features, target]
+    for column in checked:
+        rows = np.flatnonzero(blank[column])
+        if rows.size:
+            fix = (
+                "fix that cell, or set dataset.missing=drop to drop such rows"
+                if column == target
+                else "fix that cell, or set dataset.missing=drop (drop such rows) or "
+                "dataset.missing=mean (fill in the training rows' mean)"
+            )
+            if column == target and missing == "mean":
+                fix = "a target is never filled; " + fix
+            raise _cell_error(path, column, rows[0], frame[column].iloc[rows[0]], fix)
+    return frame, []
+
+
+def _encoded_note(categories):
+    """One log line: which columns became how many one-hot columns, and what is unseen."""
+    parts = []
+    for column, values in categories.items():
+        shown = ", ".join(values[:8]) + (f", ... ({len(values)} in all)" if len(values) > 8 else "")
+        parts.append(f"{column} -> {len(values)} columns ({shown})")
+    return (
+        f"one-hot encoded {'; '.join(parts)}; a value the training data lacks gets 0 in all "
+        f"of its column's one-hot columns when the model predicts"
+    )
 
 
 def _read_frame(path):
@@ -83,24 +168,15 @@ def _drop_trailing_blank_rows(frame):
     return frame.iloc[:n_rows]
 
 
-def _numeric_column(cells, column, path):
-    """Parse a column of text cells into float64, shape (n_samples,); every cell must be finite."""
-    values = _parse(cells)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise _cell_error(path, column, bad[0], cells.iloc[bad[0]])
-    return values
-
-
 def _target_column(cells, column, task, path):
     """Class ids and class names, or float targets and None; see read_table for ``task``."""
-    values = _parse(cells)
+    values = parse_numbers(cells)[0]
     bad = np.flatnonzero(~np.isfinite(values))
     for row in bad:
         text = cells.iloc[row]
-        # Empty, nan and inf cells are missing targets; other text is a class label.
-        if not text.strip() or _is_nonfinite_number(text):
-            raise _cell_error(path, column, row, text)
+        # Missing cells are gone or refused by now; inf is no target, other text a class label.
+        if _is_nonfinite_number(text):
+            raise _cell_error(path, column, cells.index[row], text, "fix that cell")
     numeric = bad.size == 0
     if task == "auto":
         few_integers = (
@@ -112,7 +188,7 @@ def _target_column(cells, column, task, path):
     if task == "regression":
         if not numeric:
             fix = "fix that cell, or set dataset.task=classification if it holds class labels"
-            raise _cell_error(path, column, bad[0], cells.iloc[bad[0]], fix)
+            raise _cell_error(path, column, cells.index[bad[0]], cells.iloc[bad[0]], fix)
         return values, None
     labels = values if numeric else cells.str.strip().to_numpy(dtype=str)
     unique, ids = np.unique(labels, return_inverse=True)
@@ -125,13 +201,6 @@ def _target_column(cells, column, task, path):
     return ids.astype(np.int64), class_names
 
 
-def _parse(cells):
-    """Text cells to float64 values, shape (n_samples,); unparseable cells become NaN."""
-    import pandas as pd
-
-    return pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
-
-
 def _is_nonfinite_number(text):
     """True for text that reads as a number but is nan or inf."""
     try:
@@ -140,10 +209,16 @@ def _is_nonfinite_number(text):
         return False
 
 
-def _cell_error(path, column, row, text, fix="fix that cell or remove the row"):
-    """A DataError that points at one cell: column, 1-based data row and file line."""
+def _cell_error(path, column, row, text, fix):
+    """A DataError that points at one cell: column, 1-based data row and file line.
+
+    row : the cell's 0-based position in the file's data rows (a frame's index label, which
+        dropping rows leaves as it was).
+    """
     if not text.strip():
         problem = "is empty"
+    elif text.strip().lower() in MISSING_TEXT:
+        problem = f"is {text!r}, a missing value"
     elif _is_nonfinite_number(text):
         problem = f"is {text!r}, not a finite number"
     else:

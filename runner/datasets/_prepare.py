@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from runner.errors import DataError
+
 
 def split_rows(n_rows, labels, val_fraction, test_fraction, rng):
     """Row indices of the train, val and test splits, each an int64 array in shuffled order.
@@ -63,3 +65,38 @@ def encode_classes(y, n_classes, n_outputs, dtype):
     Y = np.zeros((len(y), n_classes), dtype=dtype)
     Y[np.arange(len(y)), y] = 1.0
     return Y
+
+
+def fill_missing(X, train_rows, encoding, name):
+    """X with each NaN cell filled with its column's mean over the training rows only.
+
+    The means come from the training split, not the whole table, so nothing of the val and
+    test rows leaks into training; a one-hot column's mean is its value's share of the
+    training rows. encoding : the data set's Encoding (X's columns and their raw columns).
+    Returns (filled X, the means as a tuple, one log line on what was filled).
+    """
+    sources = encoding.sources
+    missing = np.isnan(X)
+    train = X[train_rows]
+    empty = np.flatnonzero(np.isnan(train).all(axis=0))
+    if empty.size:
+        raise DataError(
+            f"dataset {name!r}: column {sources[empty[0]]!r} has no value in the training "
+            f"split, so dataset.missing=mean has no mean to fill it with; fill some of its "
+            f"cells, drop the column, or set dataset.missing=drop"
+        )
+    means = np.nanmean(train, axis=0)
+    filled = []
+    for column in encoding.columns:
+        span = [i for i, source in enumerate(sources) if source == column]
+        cells = int(missing[:, span].any(axis=1).sum())
+        if cells:
+            value = (
+                "its values' shares" if column in encoding.categories else f"{means[span[0]]:.6g}"
+            )
+            filled.append(f"{column}: {cells} cell(s) with {value}")
+    note = (
+        f"filled missing cells with the training split's means (dataset.missing=mean; not "
+        f"the whole table's, so nothing of val or test leaks): {'; '.join(filled)}"
+    )
+    return np.where(missing, means, X), tuple(means.tolist()), note

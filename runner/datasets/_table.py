@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runner.encoding import Encoding
+
 
 @dataclass(frozen=True)
 class Table:
@@ -14,9 +16,14 @@ class Table:
         values for regression.
     feature_names : one name per column of X.
     class_names : one name per class id, or None for a regression target.
+    encoding : how raw rows become X's columns; None when each column of X is a raw numeric
+        column of that name. X holds NaN for the missing cells it leaves to be filled.
+    notes : what reading the data did to it (columns encoded, rows dropped), for the run's log.
     """
 
     X: np.ndarray
     target: np.ndarray
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...] | None
+    encoding: Encoding | None = None
+    notes: tuple[str, ...] = ()

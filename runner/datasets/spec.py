@@ -6,7 +6,7 @@ registers it as is), so a key, its default and its comment are written here once
 what ``load_dataset`` takes.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -17,7 +17,8 @@ from runner.errors import ConfigError
 
 DATASET_NAMES = (*BUILTIN_NAMES, "digits28", *GENERATED_NAMES, "csv")
 TASKS = ("auto", "classification", "regression")
-CSV_OPTIONS = ("path", "target", "task")  # options only the "csv" set takes
+MISSING_MODES = ("error", "drop", "mean")
+CSV_OPTIONS = ("path", "target", "task", "missing", "categorical")  # options only "csv" takes
 GENERATED_OPTIONS = ("n_samples", "noise", "n_classes", "n_features")  # generated sets only
 
 
@@ -33,6 +34,11 @@ class DatasetOptions:
     path: str | None = None  # csv only: the file to read
     target: str | None = None  # csv only: the target column
     task: str = "auto"  # csv only: auto, classification or regression
+    # csv only: a missing cell (empty, NaN, NA, N/A, null) is an error, drops its row (drop),
+    # or, in a feature, is filled with the training split's mean of its column (mean)
+    missing: str = "error"
+    # csv only: numeric feature columns to one-hot encode (text columns always are)
+    categorical: list[str] = field(default_factory=list)
     val_fraction: float = 0.2  # share of all rows for validation
     test_fraction: float = 0.2  # share of all rows for the final test
     standardize: bool = True  # scale features with the training part's mean and std
@@ -61,6 +67,16 @@ class DatasetOptions:
             )
         if self.task not in TASKS:
             raise ConfigError(f"dataset.task must be one of {list(TASKS)}, got {self.task!r}")
+        if self.missing not in MISSING_MODES:
+            raise ConfigError(
+                f"dataset.missing must be one of {list(MISSING_MODES)}, got {self.missing!r}"
+            )
+        if not isinstance(self.categorical, list | tuple) or not all(
+            isinstance(column, str) for column in self.categorical
+        ):
+            raise ConfigError(
+                f"dataset.categorical must be a list of column names, got {self.categorical!r}"
+            )
 
     def spec(self, *, seed, n_outputs, dtype):
         """The DatasetSpec of these options in a run with this seed, output size and dtype."""

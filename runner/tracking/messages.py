@@ -4,14 +4,16 @@ A training process sends, for each run, ``Start`` once, ``Metrics`` any number o
 ``Finish`` or ``End``; runs follow one another on the same pipe, each tagged with its number
 (``run``). The worker answers per run ``Started`` once the run exists (its first one also
 means the worker's start-up is over), and finally ``Done``, ``Unsent`` or ``Failed``. Both
-sides import only this module (NumPy and the standard library), so neither spells a key the
-other must match.
+sides import only this module (NumPy, the standard library and ``runner.encoding``), so
+neither spells a key the other must match.
 """
 
 import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from runner.encoding import Encoding
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class DataFacts:
     """What the worker needs of the data set, so that it never loads it again.
 
     The splits become the run's dataset inputs, the test split its confusion matrix, and the
-    names and scales the pyfunc model's signature and standardisation.
+    names, encoding and scales the pyfunc model's signature, encoding and standardisation.
     """
 
     name: str
@@ -42,6 +44,7 @@ class DataFacts:
     feature_scale: np.ndarray
     target_mean: np.ndarray | None
     target_scale: np.ndarray | None
+    encoding: Encoding  # raw rows (text, missing cells) to X's columns
     train: Split
     val: Split
     test: Split
@@ -63,6 +66,7 @@ class DataFacts:
             feature_scale=dataset.feature_scale,
             target_mean=dataset.target_mean,
             target_scale=dataset.target_scale,
+            encoding=dataset.encoding,
             **splits,
         )
 
@@ -191,6 +195,7 @@ def start_from_json(text):
         data[name] = Split(**data[name])
     for name in ("feature_names", "class_names"):
         data[name] = None if data[name] is None else tuple(data[name])
+    data["encoding"] = Encoding.from_dict(data["encoding"])
     sweep = fields["sweep"]
     sweep = sweep and SweepJob(**{**sweep, "swept": tuple(sweep.get("swept", ()))})
     return Start(**{**fields, "data": DataFacts(**data), "sweep": sweep})

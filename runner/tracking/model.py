@@ -1,9 +1,11 @@
-"""The trained net as an MLflow pyfunc model that needs only NumPy and the engine.
+"""The trained net as an MLflow pyfunc model that needs only NumPy, pandas and the engine.
 
-It takes raw feature rows (a DataFrame with the data set's column names, or an array) and
-applies the training split's standardisation itself, so ``mlflow models predict`` and
-``mlflow models serve`` work on data as it comes. Classifiers return one probability column
-per class; regressors return the target in its own units.
+It takes raw feature rows (a DataFrame with the data set's column names, text values and
+missing cells as the CSV had them) and applies the data set's encoding (``runner.encoding``:
+one-hot columns, missing cells filled when trained with dataset.missing=mean) and the training
+split's standardisation itself, so ``mlflow models predict`` and ``mlflow models serve`` work
+on data as it comes. Classifiers return one probability column per class; regressors return
+the target in its own units.
 """
 
 import functools
@@ -14,11 +16,21 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
+from runner.encoding import Encoding
+
 PACKAGE = Path(__file__).resolve().parent.parent
-# What the model's code needs: the engine, the errors it raises, and this module.
-STAGED = ("__init__.py", "errors.py", "engine", "tracking/__init__.py", "tracking/model.py")
+# What the model's code needs: the engine, the errors it raises, the encoding, this module.
+STAGED = (
+    "__init__.py",
+    "errors.py",
+    "encoding.py",
+    "engine",
+    "tracking/__init__.py",
+    "tracking/model.py",
+)
 ENTRY = Path(__file__).resolve().parent / "pyfunc_entry.py"
 
 
@@ -30,7 +42,7 @@ class MLPModel(mlflow.pyfunc.PythonModel):
 
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
         self.net = MLP.load(context.artifacts["weights"], spec["activations"])
-        self.feature_names = spec["feature_names"]
+        self.encoding = Encoding.from_dict(spec["encoding"])
         self.output_names = spec["output_names"]
         self.feature_mean = np.asarray(spec["feature_mean"])
         self.feature_scale = np.asarray(spec["feature_scale"])
@@ -38,9 +50,13 @@ class MLPModel(mlflow.pyfunc.PythonModel):
         self.target_scale = np.asarray(spec["target_scale"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame) and set(self.feature_names) <= set(model_input):
-            model_input = model_input[self.feature_names]
-        X = (np.asarray(model_input, dtype=np.float64) - self.feature_mean) / self.feature_scale
+        """Probabilities or targets for raw rows: a DataFrame by column names, or rows in
+        feature order; a row the encoding cannot read is an MLflow bad-request error."""
+        try:
+            X = self.encoding.transform(self.encoding.rows(model_input))
+        except ValueError as err:
+            raise MlflowException.invalid_parameter_value(str(err)) from None
+        X = (X - self.feature_mean) / self.feature_scale
         outputs = self.net.predict(X) * self.target_scale + self.target_mean
         return pd.DataFrame(outputs, columns=self.output_names)
 
@@ -56,7 +72,7 @@ def model_spec(net, dataset):
         output_names = [f"p_{name}" for name in dataset.class_names]
     return {
         "activations": list(net.activations),
-        "feature_names": list(dataset.feature_names),
+        "encoding": dataset.encoding.to_dict(),
         "output_names": output_names,
         "feature_mean": dataset.feature_mean.tolist(),
         "feature_scale": dataset.feature_scale.tolist(),
@@ -79,8 +95,8 @@ def log_model(net, dataset, weights_path, workdir):
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(model_spec(net, dataset), indent=2))
 
-    raw_rows = dataset.test.X[:5] * dataset.feature_scale + dataset.feature_mean
-    example = pd.DataFrame(raw_rows, columns=list(dataset.feature_names))
+    encoded = dataset.test.X[:5] * dataset.feature_scale + dataset.feature_mean
+    example = dataset.encoding.decode(encoded)
     artifacts = {"weights": str(weights_path), "spec": str(spec_path)}
     model = MLPModel()
     model.load_context(mlflow.pyfunc.PythonModelContext(artifacts=artifacts, model_config={}))
