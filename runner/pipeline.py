@@ -119,7 +119,8 @@ def train(job: Job) -> float:
         release_tracking_worker()
     parts = prepare(cfg)
     log.info(parts.net.summary(cfg.model.name))
-    log.info(describe_setup(cfg, parts))
+    for line in describe_setup(cfg, parts).splitlines():
+        log.info(line)
     job.output_dir.mkdir(parents=True, exist_ok=True)  # Hydra makes it; a caller may not have
     tracker = start_tracker(job, parts, resumed, parent) if cfg.tracking.enabled else None
     checkpointer = Checkpointer(
@@ -304,15 +305,15 @@ def config_keys_in_errors():
 
 
 def describe_setup(cfg: RunConfig, parts: Parts):
-    """The data set's rows and the training settings, one line: a run logs it, a plan prints it."""
+    """The data set's rows and the training settings, then what was encoded, dropped or filled,
+    a line each: a run logs it, a plan prints it."""
     dataset = parts.dataset
-    return (
+    settings = (
         f"dataset {dataset.name}: {dataset.train.X.shape[0]} train, {dataset.val.X.shape[0]} "
         f"val, {dataset.test.X.shape[0]} test rows; loss {parts.loss}; batch {cfg.batch}, "
         f"lr {cfg.lr:g}, {cfg.epochs} epochs, {cfg.dtype}"
     )
-    for note in dataset.notes:  # what was encoded, dropped or filled
-        log.info(note)
+    return "\n".join([settings, *dataset.notes])
 
 
 def load_resume(job: Job):
