@@ -38,7 +38,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from hydra.errors import HydraException
 
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, is_schema_key, unknown_key_error
 from runner.errors import ConfigError
 
 __all__ = ["check_overrides"]
@@ -192,9 +192,18 @@ def _check_override(arg, key, override):
             f"logging import and call code; set only levels and formats (e.g. "
             f"hydra.job_logging.root.level=DEBUG)"
         )
+    if _sets_a_schema_key(key, override) and not is_schema_key(key):
+        # Hydra's own advice would be +bacth=32, which the schema check then refuses.
+        raise ConfigError(f"override {arg!r}: {unknown_key_error(key)}")
     if key.startswith(SWEEP_PARAMS) and override.value_type is not None:
         # The sweeper reads each entry as an override of its own: model=choice(a,b).
         _check_override(arg, key.removeprefix(SWEEP_PARAMS), override)
+
+
+def _sets_a_schema_key(key, override):
+    """An override of a key the schema must have: not Hydra's own, not added with + or ++ (the
+    schema check refuses what those add, naming it, once Hydra has composed the config)."""
+    return key.split(".")[0] != "hydra" and not (override.is_add() or override.is_force_add())
 
 
 def _check_group_choice(arg, group, override, value):
