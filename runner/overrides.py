@@ -27,6 +27,10 @@ Everything else passes untouched: Hydra's flags (``-m``, ``--cfg job``, ``--help
 sweep syntax (``batch=16,32``, ``lr=tag(log,interval(0.001,1))``), ``+key=value``, ``~key``
 and path *values* of ordinary keys (``dataset.path=data/my.csv``). A command line Hydra cannot
 parse is refused too, in one line, since nothing about it can be judged.
+
+A key the config schema lacks (``bacth=32``, ``~bacth``) is refused with the schema's closest
+keys (``did you mean batch?``) before Hydra advises adding it with ``+``; ``+bacth=32`` gets the
+same line from the schema check once Hydra has composed the config.
 """
 
 import contextlib
@@ -192,18 +196,12 @@ def _check_override(arg, key, override):
             f"logging import and call code; set only levels and formats (e.g. "
             f"hydra.job_logging.root.level=DEBUG)"
         )
-    if _sets_a_schema_key(key, override) and not is_schema_key(key):
-        # Hydra's own advice would be +bacth=32, which the schema check then refuses.
+    if key.split(".")[0] != "hydra" and not override.is_add() and not is_schema_key(key):
+        # Hydra's advice would be +bacth=32; what + adds, the schema check refuses the same way.
         raise ConfigError(f"override {arg!r}: {unknown_key_error(key)}")
     if key.startswith(SWEEP_PARAMS) and override.value_type is not None:
         # The sweeper reads each entry as an override of its own: model=choice(a,b).
         _check_override(arg, key.removeprefix(SWEEP_PARAMS), override)
-
-
-def _sets_a_schema_key(key, override):
-    """An override of a key the schema must have: not Hydra's own, not added with + or ++ (the
-    schema check refuses what those add, naming it, once Hydra has composed the config)."""
-    return key.split(".")[0] != "hydra" and not (override.is_add() or override.is_force_add())
 
 
 def _check_group_choice(arg, group, override, value):
