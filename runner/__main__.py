@@ -1,8 +1,8 @@
 """``python -m runner``: compose the config with Hydra, run the pipeline, map errors to exit codes.
 
-A config or data mistake prints one line naming the key or file and exits 1, with no traceback
-(``HYDRA_FULL_ERROR=1`` shows it for bugs); Ctrl-C exits 130, SIGTERM 143, the run KILLED. In a
-sweep a failed job scores inf and the sweep goes on. The run is wired in ``runner/pipeline.py``.
+A config or data mistake prints one line on stderr naming the key or file and exits 1, with no
+traceback (``HYDRA_FULL_ERROR=1`` shows it for bugs); Ctrl-C exits 130, SIGTERM 143, the run
+KILLED. A failed sweep job scores inf and the sweep goes on. The run: ``runner/pipeline.py``.
 """
 
 import logging

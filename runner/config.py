@@ -10,6 +10,8 @@ so no command-line override can make the runner import or call arbitrary code.
 """
 
 import dataclasses
+import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,12 @@ from runner.training import OPTIMIZERS, SCHEDULES, optimizer_settings
 
 # Inside the package, so a wheel carries it; __main__ names it relative to itself.
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+# A model named by its layer sizes, like the shipped files: mlp_4_8_8_3 is [4, 8, 8, 3]. With
+# model.layers overridden, such a name would describe a net that is not trained, so it follows
+# the layers; any other name (a user's wide.yaml) is the user's label and stays.
+SIZES_NAME = re.compile(r"mlp(_\d+)+")
 
 
 def _one_of(key, value, choices):
@@ -43,7 +51,7 @@ def _positive(key, value, hint=""):
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING  # the model file's name, e.g. mlp_4_8_8_3; used to name runs
+    name: str = MISSING  # names runs and summaries; a name of sizes (mlp_4_8_8_3) follows layers
     layers: list[int] = MISSING  # [n_features, *hidden, n_outputs]
     activation: str = "relu"  # every hidden layer's activation
     output_activation: str = "softmax"  # the last layer's activation; fixes the natural loss
@@ -70,6 +78,8 @@ class ModelConfig:
                 _one_of("model.activations", name, ACTIVATIONS)
         _one_of("model.init", self.init, INIT_CHOICES)
         _positive("model.init_std", self.init_std)
+        if SIZES_NAME.fullmatch(self.name):  # named by its sizes: by the sizes it trains
+            self.name = "mlp_" + "_".join(str(size) for size in self.layers)
 
     def layer_activations(self):
         """The activation of every layer, hidden ones first."""
@@ -208,18 +218,45 @@ GROUP_SCHEMAS = {
 
 
 def register_configs():
-    """Put the schemas where the YAML files' defaults lists find them."""
+    """Put the schemas where the YAML files' defaults lists find them, and give ``--help``
+    (conf/config.yaml's ``hydra.help.template``) the groups' options without them."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=RunConfig)
     for group, schema in GROUP_SCHEMAS.items():
         store.store(group=group, name=f"base_{group}", node=schema)
+    OmegaConf.register_new_resolver("runner_config_groups", _config_groups, replace=True)
+
+
+def _config_groups():
+    """Hydra's ``$APP_CONFIG_GROUPS`` without the schemas: ``base_model`` is what a model file
+    extends (its defaults list names it), never a model to pick. Read from Hydra's config
+    loader, so a user's own config folder shows too."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    loader = GlobalHydra.instance().config_loader()
+    lines, parents = [], [""]
+    while parents:
+        parent = parents.pop()
+        for name in loader.list_groups(parent):
+            group = f"{parent}/{name}" if parent else name
+            if group == "hydra":
+                continue
+            options = loader.get_group_options(group, ObjectType.CONFIG)
+            options = sorted(o for o in options if o != f"base_{group}")
+            if options:
+                lines.append(f"{group}: {', '.join(options)}")
+            parents.append(group)
+    return "\n".join(sorted(lines))
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate a composed config and turn it into dataclasses.
 
     Keys that the schema does not know are refused first: ``+key=value`` overrides get past
-    Hydra's schema check, and ``OmegaConf.to_object`` would silently drop them.
+    Hydra's schema check, and ``OmegaConf.to_object`` would silently drop them. The checks
+    may rename the model (``ModelConfig``: a name of sizes follows the layers); ``cfg`` takes
+    the new name too, so the config logged beside the run says the same.
     """
     _reject_unknown_keys(cfg, RunConfig, "")
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -227,7 +264,9 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(
             f"{missing[0]} is not set (???); set it on the command line, e.g. {missing[0]}=..."
         )
-    return OmegaConf.to_object(cfg)
+    run_config = OmegaConf.to_object(cfg)
+    cfg.model.name = run_config.model.name
+    return run_config
 
 
 def run_config_from_dict(config: dict) -> RunConfig:
@@ -239,14 +278,75 @@ def _reject_unknown_keys(node, schema, prefix):
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key, value in node.items_ex(resolve=False):
         if key not in fields:
-            raise ConfigError(
-                f"unknown config key {prefix}{key}; valid keys here are {sorted(fields)}"
-            )
+            raise unknown_key_error(f"{prefix}{key}")
         sub_schema = fields[key].type
         if OmegaConf.is_missing(node, key):  # e.g. ~model: reported by to_run_config as unset
             continue
         if dataclasses.is_dataclass(sub_schema) and isinstance(value, DictConfig):
             _reject_unknown_keys(value, sub_schema, f"{prefix}{key}.")
+
+
+def is_schema_key(key: str) -> bool:
+    """True for a dotted key the schema has (``optimizer.momentum``), or one inside a list or
+    dict value it has (``model.layers.0``)."""
+    schema = RunConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(schema):
+            return True
+        types = {f.name: f.type for f in dataclasses.fields(schema)}
+        if part not in types:
+            return False
+        schema = types[part]
+    return True
+
+
+def unknown_key_error(key: str) -> ConfigError:
+    """'unknown key bacth; did you mean batch?': the schema's closest keys, nested ones too
+    (``optimizer.momentun`` and ``momentun`` find ``optimizer.momentum``), else the keys valid
+    where ``key`` was written."""
+    close = _closest_keys(key) or _keys_ending_like(key)
+    if close:
+        return ConfigError(f"unknown key {key}; did you mean {' or '.join(close)}?")
+    schema, parts = RunConfig, key.split(".")
+    for part in parts[:-1]:
+        types = {f.name: f.type for f in dataclasses.fields(schema)}
+        if not dataclasses.is_dataclass(types.get(part)):
+            break
+        schema = types[part]
+    valid = sorted(f.name for f in dataclasses.fields(schema))
+    return ConfigError(f"unknown key {key}; valid keys here are {valid}")
+
+
+def _closest_keys(key):
+    """The key with each part that the schema lacks replaced by its closest name there; the
+    last part may have up to three. [] when some part has none."""
+    schema, prefix, *parents, last = RunConfig, "", *key.split(".")
+    for part in parents:
+        types = {f.name: f.type for f in dataclasses.fields(schema)}
+        names = [part] if part in types else difflib.get_close_matches(part, types, n=1)
+        if not names or not dataclasses.is_dataclass(types[names[0]]):
+            return []
+        prefix, schema = f"{prefix}{names[0]}.", types[names[0]]
+    names = difflib.get_close_matches(last, [f.name for f in dataclasses.fields(schema)], n=3)
+    return [prefix + name for name in names]
+
+
+def _keys_ending_like(key):
+    """Keys of the schema whose last part is close to the key's: a name at the wrong depth."""
+    keys = _schema_keys(RunConfig)
+    last_parts = {k.rsplit(".", 1)[-1] for k in keys}
+    close = set(difflib.get_close_matches(key.rsplit(".", 1)[-1], last_parts, n=3))
+    return [k for k in keys if k.rsplit(".", 1)[-1] in close][:3]
+
+
+def _schema_keys(schema, prefix=""):
+    """Every dotted key of a dataclass schema, groups and their keys alike."""
+    keys = []
+    for f in dataclasses.fields(schema):
+        keys.append(prefix + f.name)
+        if dataclasses.is_dataclass(f.type):
+            keys += _schema_keys(f.type, f"{prefix}{f.name}.")
+    return keys
 
 
 def model_names_with_inputs(n_features):

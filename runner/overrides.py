@@ -34,6 +34,10 @@ Everything else passes untouched: Hydra's flags (``-m``, ``--cfg job``, ``--help
 sweep syntax (``batch=16,32``, ``lr=tag(log,interval(0.001,1))``), ``+key=value``, ``~key``
 and path *values* of ordinary keys (``dataset.path=data/my.csv``). A command line Hydra cannot
 parse is refused too, in one line, since nothing about it can be judged.
+
+A key the config schema lacks (``bacth=32``, ``~bacth``) is refused with the schema's closest
+keys (``did you mean batch?``) before Hydra advises adding it with ``+``; ``+bacth=32`` gets the
+same line from the schema check once Hydra has composed the config.
 """
 
 import contextlib
@@ -46,7 +50,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from hydra.errors import HydraException
 
-from runner.config import CONF_DIR
+from runner.config import CONF_DIR, is_schema_key, unknown_key_error
 from runner.errors import ConfigError
 
 __all__ = ["check_overrides"]
@@ -227,6 +231,9 @@ def _check_override(arg, key, override, folders):
             f"logging import and call code; set only levels and formats (e.g. "
             f"hydra.job_logging.root.level=DEBUG)"
         )
+    if key.split(".")[0] != "hydra" and not override.is_add() and not is_schema_key(key):
+        # Hydra's advice would be +bacth=32; what + adds, the schema check refuses the same way.
+        raise ConfigError(f"override {arg!r}: {unknown_key_error(key)}")
     if key.startswith(SWEEP_PARAMS) and override.value_type is not None:
         # The sweeper reads each entry as an override of its own: model=choice(a,b).
         _check_override(arg, key.removeprefix(SWEEP_PARAMS), override, folders)

@@ -99,11 +99,7 @@ class Outcome:
     val_metrics: dict  # of the final weights
     test_metrics: dict
     weights_path: Path
-
-    @property
-    def objective(self):
-        """The final validation loss (train loss without a val split): what sweeps minimise."""
-        return self.val_metrics.get("val_loss", self.fit.history[-1]["train_loss"])
+    objective: float  # what sweeps minimise: see final_objective
 
 
 def train(job: Job) -> float:
@@ -207,7 +203,22 @@ def run(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     weights_path = net.save(output_dir / WEIGHTS_FILE)
-    return Outcome(net, dataset, fit, train_seconds, val_metrics, test_metrics, weights_path)
+    objective = final_objective(parts, fit, val_metrics)
+    return Outcome(
+        net, dataset, fit, train_seconds, val_metrics, test_metrics, weights_path, objective
+    )
+
+
+def final_objective(parts: Parts, fit: FitResult, val_metrics):
+    """The final weights' validation loss; without a val split the last epoch's train loss,
+    or, when no epoch ran (epochs=0 only evaluates), the train loss of the weights as they are."""
+    if "val_loss" in val_metrics:
+        return val_metrics["val_loss"]
+    if fit.history:
+        return fit.history[-1]["train_loss"]
+    dataset = parts.dataset
+    metrics = evaluate(parts.net, dataset.train, parts.loss, task=dataset.task, prefix="train")
+    return metrics["train_loss"]
 
 
 def resolve_loss(cfg: RunConfig):
@@ -317,18 +328,22 @@ def describe_setup(cfg: RunConfig, parts: Parts):
 
 
 def load_resume(job: Job):
-    """The checkpoint that resume= names, and the job it continues, exactly as configured."""
-    others = [o for o in job.overrides if not o.startswith(("resume=", "hydra"))]
-    if others:
-        raise ConfigError(
-            f"resume= continues a run exactly as it was configured; drop the other overrides "
-            f"{others}"
-        )
+    """The checkpoint that resume= names, and the job it continues, exactly as configured.
+
+    The command line may repeat the run's own overrides (up-arrow, then resume=...); one that
+    would change its config is refused, naming it and the run's value.
+    """
     path = find_checkpoint(job.cfg.resume, store_uri(job.cfg))
     try:
         state, extra = load_checkpoint(path)
     except WeightsError as err:
         raise WeightsError(f"resume={job.cfg.resume}: {err}") from None
+    changes = overrides_changing(job.overrides, job.config, extra["config"])
+    if changes:
+        raise ConfigError(
+            f"resume={job.cfg.resume} continues a run as it was configured, and "
+            f"{'; '.join(changes)}; drop what differs, or train a new run without resume="
+        )
     cfg = run_config_from_dict(extra["config"])
     if cfg.tracking.enabled and extra.get("uri"):
         check_tracking_reachable(cfg, extra["uri"])
@@ -341,6 +356,36 @@ def load_resume(job: Job):
         output_dir=Path(extra["output_dir"]),
     )
     return resumed_job, Resumed(state, extra.get("run_id"), extra.get("uri"))
+
+
+def overrides_changing(overrides, config, run_config):
+    """Of the command line's overrides, those whose key has another value in ``config`` (the
+    config they composed) than in ``run_config`` (the resumed run's), each as
+    "lr=0.5 differs from the run's lr=0.1"; ``resume=`` and Hydra's own are left out."""
+    by_key = {_override_key(override): override for override in overrides}  # the last counts
+    changes = []
+    for key, override in by_key.items():
+        if key == "resume" or key.split(".")[0].split("/")[0] == "hydra":
+            continue
+        ours, theirs = _value_at(config, key), _value_at(run_config, key)
+        if ours != theirs:
+            shown = theirs.get("name", theirs) if isinstance(theirs, dict) else theirs
+            changes.append(f"{override} differs from the run's {key}={shown}")
+    return changes
+
+
+def _override_key(override):
+    """'+model.layers=[4,16,3]' → 'model.layers'; '~early_stopping' → 'early_stopping'."""
+    return override.lstrip("+~").partition("=")[0].partition("@")[0]
+
+
+def _value_at(config, dotted_key):
+    """The value of a dotted key in nested dicts; None where there is none."""
+    for part in dotted_key.split("."):
+        if not isinstance(config, dict):
+            return None
+        config = config.get(part)
+    return config
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def interrupt(workdir, signum):
     ("signum", "code", "by"),
     [
         (signal.SIGINT, 130, "run id"),
-        (signal.SIGTERM, 143, "run id"),
+        (signal.SIGTERM, 143, "run id and its overrides"),  # up-arrow, then resume=<id>
         (signal.SIGINT, 130, "checkpoint path"),
     ],
 )
@@ -84,8 +84,9 @@ def test_interrupted_run_resumes_bit_identical(project_dir, uninterrupted, signu
     assert client.get_run(run_id).info.status == "KILLED"
     checkpoint = re.search(r"checkpoint (\S+checkpoint\.npz)", output).group(1)
 
-    target = run_id if by == "run id" else checkpoint
-    resumed = run_cli(f"resume={target}", cwd=project_dir)
+    target = checkpoint if by == "checkpoint path" else run_id
+    repeated = RUN if by == "run id and its overrides" else ()
+    resumed = run_cli(*repeated, f"resume={target}", cwd=project_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert run_id_of(resumed.stdout + resumed.stderr) == run_id  # the same MLflow run goes on
     assert f"resuming {checkpoint} after epoch {stopped}" in resumed.stdout + resumed.stderr
@@ -100,10 +101,16 @@ def test_interrupted_run_resumes_bit_identical(project_dir, uninterrupted, signu
     assert finals == expected_finals
 
 
-def test_resume_refuses_other_overrides(project_dir):
-    result = run_cli("resume=abc", "lr=0.5", cwd=project_dir)
-    assert result.returncode == 1
-    assert "resume= continues a run exactly as it was configured" in result.stdout + result.stderr
+def test_resume_refuses_overrides_that_change_the_run(tmp_path):
+    run = ("epochs=2", "lr=0.05", "tracking.enabled=false", f"hydra.run.dir={tmp_path}")
+    assert run_cli(*run, cwd=tmp_path).returncode == 0
+    checkpoint = tmp_path / "checkpoint.npz"
+    result = run_cli(*run, "lr=0.5", "batch=8", f"resume={checkpoint}", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stdout + result.stderr
+    assert "lr=0.5 differs from the run's lr=0.05; batch=8 differs from the run's batch=32" in (
+        result.stderr
+    )
 
 
 def test_resume_of_an_unknown_run_names_it(project_dir):

@@ -16,9 +16,11 @@ from runner.engine.activations import ACTIVATIONS, BACKPROPS
 from runner.engine.initializers import initializer_for
 from runner.engine.losses import check_pairing, get_loss
 from runner.engine.summary import format_summary, summary_rows
-from runner.errors import ConfigError, WeightsError
+from runner.errors import ConfigError, WeightsError, one_line
 
 PREDICT_BATCH = 4096
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def _check_dtype(dtype):
@@ -362,26 +364,40 @@ class MLP:
         )
 
 
-def read_npz(path, what="weights file", fix="save weights with MLP.save"):
+def read_npz(path, what="weights file", fix="pass a weights.npz that runner wrote (MLP.save)"):
     """Read every array of an ``.npz`` without unpickling anything; errors name the file.
 
-    what : the file's kind in the messages; fix : what to do about a file of the wrong kind.
-    Weights files and training checkpoints are both read here.
+    what : the file's kind in the messages; fix : what to do about a file runner cannot read.
+    Weights files and training checkpoints are both read here, so their messages agree. The
+    file's first bytes decide, as in ``np.load``: a zip is an ``.npz``, NumPy's magic string
+    a lone ``.npy``; anything else is no NumPy file at all (``np.load`` would take it for a
+    pickle, which ``allow_pickle=False`` refuses with a message about pickles).
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{what} {path} does not exist; check the path")
+    with path.open("rb") as f:
+        start = f.read(len(NPY_MAGIC))
+    if start == NPY_MAGIC:
+        raise WeightsError(f"{what} {path} is a single .npy array, not an .npz; {fix}")
+    if not start.startswith(ZIP_MAGIC):
+        raise WeightsError(
+            f"{what} {path} is not an .npz file (it does not begin like a zip archive); {fix}"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise WeightsError(f"{path} is a single .npy array; {fix}")
             return {key: data[key] for key in data.files}
     except ValueError as err:
+        if "allow_pickle" not in str(err):  # not NumPy refusing an object array: a bad header
+            raise WeightsError(f"{what} {path} is corrupt ({one_line(err)}); {fix}") from None
         raise WeightsError(
-            f"{path} holds pickled objects, which runner refuses to load ({err}); {fix}"
+            f"{what} {path} holds pickled objects, which runner refuses to load "
+            f"({one_line(err)}); {fix}"
         ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise WeightsError(f"{path} is not a readable .npz {what} ({err})") from None
+        raise WeightsError(
+            f"{what} {path} is truncated or corrupt ({one_line(err)}); {fix}"
+        ) from None
 
 
 def _check_keys(source, arrays, expected):

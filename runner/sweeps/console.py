@@ -1,12 +1,15 @@
 """What a sweep shows on the terminal: one line per job; the job's epoch lines go to its log.
 
-Hydra gives every job a console handler and a file handler (``<job dir>/runner.log``). In a
+Hydra gives every job a console handler (on stdout) and a file handler (``<job dir>/runner.log``).
+Warnings and errors leave the console for stderr, as every command-line tool's do, so that
+``2>errors.txt`` or a script reading stdout keeps them apart from the run's lines. In a
 sweep, ``quiet_job_console`` lets through the console only warnings, errors and the job's own
 summary line, so a sweep of many jobs reads as a table; the file keeps everything. A single
 run keeps its epoch lines on the console unless ``epoch_lines`` is false.
 """
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +36,20 @@ def _not_an_epoch_line(record):
     return record.name != EPOCH_LOGGER
 
 
+def _below_warning(record):
+    return record.levelno < logging.WARNING
+
+
+def errors_to_stderr():
+    """Warnings and errors go to stderr, in the console's format; the rest stays on stdout."""
+    for handler in _console_handlers():
+        handler.addFilter(_below_warning)
+        errors = logging.StreamHandler(sys.stderr)
+        errors.setLevel(logging.WARNING)
+        errors.setFormatter(handler.formatter)
+        logging.getLogger().addHandler(errors)
+
+
 def quiet_job_console():
     """In a sweep's job: the console shows only the job line and warnings (this job only:
     Hydra sets up new handlers for the next one)."""
@@ -51,6 +68,7 @@ def set_up(job, overrides, epoch_lines):
 
     Returns the JobLine that the caller fills in; it prints itself only for a sweep's job.
     """
+    errors_to_stderr()
     if job is not None:
         quiet_job_console()
     elif not epoch_lines:

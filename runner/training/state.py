@@ -74,7 +74,9 @@ def save_checkpoint(path, state, extra):
 def load_checkpoint(path):
     """Read a checkpoint: (TrainingState, extra). Errors name the file and what is wrong."""
     path = Path(path)
-    arrays = read_npz(path, "checkpoint", "resume from a checkpoint runner wrote")
+    arrays = read_npz(
+        path, "checkpoint", "pass a whole checkpoint.npz runner wrote, or train again"
+    )
     try:
         info = json.loads(str(arrays.pop("info")))
     except (ValueError, KeyError) as err:
