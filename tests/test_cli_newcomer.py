@@ -219,7 +219,7 @@ def test_a_mistyped_key_names_the_key_meant(typo, says, tmp_path):
         ("early_stoping.patience", "did you mean early_stopping.patience?"),
         ("momentun", "did you mean optimizer.momentum?"),  # the right name at the wrong depth
         ("epoch", "did you mean epochs or epoch_lines?"),
-        ("optimizer.xyz", "valid keys here are ['gamma', 'min_lr', 'momentum',"),
+        ("optimizer.xyz", "valid keys here are ['betas', 'eps', 'gamma', 'min_lr',"),
     ],
 )
 def test_unknown_keys_get_the_closest_schema_keys(key, says):
