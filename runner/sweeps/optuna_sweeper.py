@@ -6,7 +6,8 @@ This one keeps the study where the sweep already is: in the tracking store. Each
 child run of the sweep's parent, whose job number is the trial's number, whose
 ``runner.overrides`` tag holds the trial's parameters and whose final ``val_loss`` is its
 value; the study is rebuilt from them (in memory) when the sweep starts, so the same command
-runs only the trials it lacks toward ``n_trials`` finished, numbered on from the last.
+runs only the trials it lacks toward ``n_trials`` finished, numbered on from the last, its
+sampler seeded anew (``seed`` plus the trials so far) so as not to draw the first ones again.
 A trial that failed or was stopped is asked again with the same parameters (as Optuna's
 RetryFailedTrialCallback does): its job runs again, and the earlier run is marked superseded.
 
@@ -22,6 +23,7 @@ import warnings
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import (
     OptunaSweeperImpl,
     create_params_from_overrides,
@@ -55,12 +57,21 @@ class ResumableStudy(OptunaSweeperImpl):
             study_name=self.study_name, storage=self.storage, directions=self._get_directions()
         )
         rebuild(study, resume.child_trials(self.parent), space)
+        self.sampler = self.reseeded_sampler(len(study.trials))
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         total, self.n_trials = self.n_trials, max(self.n_trials - finished, 0)
         log.info(f"{total} trials: {finished} already finished, {self.n_trials} to run")
         if not self.n_trials:
             log.info(f"nothing to train: the sweep has its {total} trials")
         return super().sweep(arguments)
+
+    def reseeded_sampler(self, n_before):
+        """The sampler, seeded ``seed + n_before`` once trials exist: a fresh sampler of the
+        same seed would draw the first trials again."""
+        sampler = self.config.hydra.sweeper.sampler
+        if not n_before or sampler.get("seed") is None:
+            return self.sampler
+        return instantiate(sampler, seed=sampler.seed + n_before)
 
     def _configure_trials(self, trials, search_space_distributions, fixed_params):
         """The trials' overrides; the batch's jobs take their trials' numbers (consecutive:
