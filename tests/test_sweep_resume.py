@@ -2,6 +2,7 @@
 one parent, the finished jobs kept as they are, the others run, one FINISHED child per job."""
 
 import glob
+import json
 import os
 import re
 import signal
@@ -134,6 +135,8 @@ def test_a_stopped_sweep_run_again_trains_only_what_did_not_finish(project_dir, 
     assert not re.search(r"^#\d ", output, re.M) and "Launching" not in output
     assert len(sweep_runs(client)[1]) == runs_before
     assert_one_finished_child_per_job(client, 6)
+    logged = client.download_artifacts(parent.info.run_id, "results.json", str(project_dir))
+    assert len(json.loads(Path(logged).read_text())["data"]) == 6  # replaced, not appended to
 
 
 def tracking_workers(folder):
