@@ -101,6 +101,7 @@ def assert_one_finished_child_per_job(client, n_jobs):
     for run in children:
         if run.info.status != "FINISHED":
             assert run.data.tags.get("runner.superseded") == "true", run.info.run_name
+            assert run.info.status != "RUNNING", run.info.run_name  # never left RUNNING
     return parents[0], finished
 
 
