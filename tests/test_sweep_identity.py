@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from runner.config import CONF_DIR, register_configs
 from runner.sweeps.grid_sweeper import consecutive_runs
+from runner.sweeps.identity import sweep_identity
 from runner.sweeps.resume import sweep_identity_of
 from runner.tracking import tags
 from runner.tracking.lookup import finished_jobs, latest_sweep
@@ -62,6 +63,14 @@ def test_what_the_sweep_runs_changes_its_identity(changed):
 )
 def test_what_cannot_change_the_jobs_leaves_the_identity(extra):
     assert identity(*BASE, *extra) == identity(*BASE)
+
+
+def test_a_changed_config_file_is_another_sweep():
+    # The same command after an edit in conf/ (here: the default lr) composes another config.
+    base = {"lr": 0.1, "seed": 0, "tracking": {"uri": None}}
+    same = sweep_identity(list(BASE), "grid", {}, base)
+    assert sweep_identity(list(BASE), "grid", {}, {**base, "lr": 0.2}) != same
+    assert sweep_identity(list(BASE), "grid", {}, {**base, "tracking": {"uri": "x"}}) == same
 
 
 def test_more_trials_continue_the_same_optuna_sweep():
