@@ -173,6 +173,11 @@ class CheckpointConfig:
 
 
 @dataclass
+class SweepConfig:
+    restart: bool = False  # -m: a new parent run, instead of continuing the same sweep's last one
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     dataset: DatasetOptions = MISSING  # its keys and checks: runner/datasets/spec.py
@@ -194,6 +199,7 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     resume: str | None = None  # continue a run: its MLflow run id or its checkpoint.npz
     plan: bool = False  # print what the run or sweep would do (layers, data, jobs); train nothing
+    sweep: SweepConfig = field(default_factory=SweepConfig)  # how a sweep (-m) runs again
 
     def __post_init__(self):
         _positive("batch", self.batch, "; use e.g. batch=32")

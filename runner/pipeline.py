@@ -437,8 +437,11 @@ def check_tracking_reachable(cfg: RunConfig, uri=None):
 
 
 def start_tracker(job: Job, parts: Parts, resumed, parent):
-    """The run on this process's tracking worker (one worker serves every run of a process)."""
+    """The run on this process's tracking worker (one worker serves every run of a process),
+    tagged with the job's identity (what a sweep run again looks for)."""
+    from runner.sweeps.identity import job_identity
     from runner.sweeps.parent import sweep_job
+    from runner.tracking import tags
     from runner.tracking.client import resolve_uri, start_message, tracking_worker
 
     cfg = job.cfg
@@ -460,6 +463,7 @@ def start_tracker(job: Job, parts: Parts, resumed, parent):
         resume_run_id=resumed and resumed.run_id,
         history=resumed.state.history if resumed else (),
     )
+    start = replace(start, tags={**start.tags, tags.JOB_IDENTITY: job_identity(job.config)})
     return tracking_worker().start_run(start)
 
 

@@ -47,6 +47,7 @@ def test_what_is_trained_changes_the_identity(override):
         "epoch_lines=false",
         "checkpoint.every_n_epochs=5",
         "resume=abc",
+        "sweep.restart=true",
         "model.name=renamed",
         "lr=0.1",
         "lr=1e-1",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from runner.sweeps import resume
 from runner.sweeps.parent import PARENT_ENV, sweep_parent
 from runner.tracking import client as tracking
 from runner.tracking import tags
@@ -42,8 +43,6 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config, **kwargs):
         if not config.tracking.enabled:
             return
-        from mlflow.entities import Param
-
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
         from runner.tracking.store import ensure_experiment, open_store
@@ -53,29 +52,13 @@ class SweepTracking(Callback):
         client = open_store(uri)
         experiment_id = ensure_experiment(client, config.experiment, default_artifact_root(uri))
         hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
+        identity = resume.sweep_identity_of(config)
         overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
-        sweeper = hydra_cfg.runtime.choices.get("hydra/sweeper", "basic")
-        launcher = hydra_cfg.runtime.choices.get("hydra/launcher", "basic")
-        name = "-".join(["sweep", *([sweeper] if sweeper != "basic" else []), *overrides])
-        run = client.create_run(
-            experiment_id,
-            run_name=name[:250],
-            tags={
-                tags.SWEEP: "true",
-                **tags.source(" ".join(["python -m runner -m", *overrides])),
-                **git_tags(),
-            },
-        )
-        client.log_batch(
-            run.info.run_id,
-            params=[
-                Param("sweep.overrides", " ".join(overrides)[:6000]),
-                Param("sweep.sweeper", sweeper),
-                Param("sweep.launcher", launcher),
-            ],
+        run_id = continued_parent(client, experiment_id, config, identity) or new_parent(
+            client, experiment_id, config, identity
         )
         parent = {
-            "run_id": run.info.run_id,
+            "run_id": run_id,
             "uri": uri,
             "experiment_id": experiment_id,
             "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()),
@@ -84,9 +67,8 @@ class SweepTracking(Callback):
             "swept": swept_keys(overrides, hydra_cfg.sweeper.get("params")),
         }
         os.environ[PARENT_ENV] = json.dumps(parent)
-        log.info(f"sweep tracked as MLflow parent run {name} ({run.info.run_id})")
-        if launcher == "basic":  # the jobs run here: their worker starts with the sweep
-            tracking.tracking_worker()
+        if hydra_cfg.runtime.choices.get("hydra/launcher", "basic") == "basic":
+            tracking.tracking_worker()  # the jobs run here: their worker starts with the sweep
 
     def on_multirun_end(self, config, **kwargs):
         parent = sweep_parent()
@@ -104,6 +86,56 @@ def swept_keys(overrides, search_space):
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = [override.key_or_group for override in parsed if override.is_sweep_override()]
     return keys + [key for key in search_space or {} if key not in keys]
+
+
+def continued_parent(client, experiment_id, config, identity):
+    """The id of the earlier parent run this sweep continues, reopened; None for a new sweep.
+
+    The newest parent with the sweep's identity, unless ``sweep.restart=true`` or the sweeper
+    does not leave out finished jobs (then running them all again under it would repeat them).
+    """
+    from runner.tracking.lookup import latest_sweep
+
+    if config.sweep.restart or not resume.is_resumable(config):
+        return None
+    found = latest_sweep(client, experiment_id, identity)
+    if found is None:
+        return None
+    resume.reopen(client, found, experiment_id)
+    log.info(f"sweep continues MLflow parent run {found.info.run_name} ({found.info.run_id})")
+    return found.info.run_id
+
+
+def new_parent(client, experiment_id, config, identity):
+    """Create the sweep's parent run, named and tagged after its overrides; its id."""
+    from mlflow.entities import Param
+
+    hydra_cfg = config.hydra
+    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
+    sweeper = hydra_cfg.runtime.choices.get("hydra/sweeper", "basic")
+    launcher = hydra_cfg.runtime.choices.get("hydra/launcher", "basic")
+    shown = [sweeper] if sweeper not in ("basic", "grid") else []
+    name = "-".join(["sweep", *shown, *overrides])
+    run = client.create_run(
+        experiment_id,
+        run_name=name[:250],
+        tags={
+            tags.SWEEP: "true",
+            tags.SWEEP_IDENTITY: identity,
+            **tags.source(" ".join(["python -m runner -m", *overrides])),
+            **git_tags(),
+        },
+    )
+    client.log_batch(
+        run.info.run_id,
+        params=[
+            Param("sweep.overrides", " ".join(overrides)[:6000]),
+            Param("sweep.sweeper", sweeper),
+            Param("sweep.launcher", launcher),
+        ],
+    )
+    log.info(f"sweep tracked as MLflow parent run {name} ({run.info.run_id})")
+    return run.info.run_id
 
 
 def wait_for_children(parent):
@@ -143,11 +175,13 @@ def wait_for_children(parent):
 
 
 def _children(client, parent):
-    return client.search_runs(
+    """The sweep's children but the attempts superseded by a later one of the same job."""
+    runs = client.search_runs(
         [parent["experiment_id"]],
         filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'",
         max_results=50000,
     )
+    return [run for run in runs if tags.SUPERSEDED not in run.data.tags]
 
 
 def finish_sweep(parent):
@@ -161,7 +195,7 @@ def finish_sweep(parent):
     client = MlflowClient(parent["uri"])
     run_id = parent["run_id"]
     table = ranked_table(child_runs(run_id, parent["experiment_id"]))
-    mlflow.log_table(table, "results.json", run_id=run_id)
+    log_results_table(client, run_id, table)
     client.log_text(run_id, table.to_csv(index=False), "results.csv")
     log_summary(client, parent)  # seeds as repeats: results_by_config.csv; objective.png
     best = best_row(table)
@@ -183,6 +217,17 @@ def finish_sweep(parent):
     for _, row in failed.iterrows():
         log.info(f"  job {row.get('job')} {row['status']}: {row.get('failure_reason', '')}")
     client.set_terminated(run_id, "FINISHED")
+
+
+def log_results_table(client, run_id, table):
+    """``results.json`` as an MLflow table; replaced, not appended to, on a continued sweep."""
+    import mlflow
+
+    if "results.json" not in {a.path for a in client.list_artifacts(run_id)}:
+        mlflow.log_table(table, "results.json", run_id=run_id)
+        return
+    text = table.to_json(orient="split", index=False, date_format="iso")
+    client.log_text(run_id, text, "results.json")  # the file mlflow.log_table wrote, replaced
 
 
 def end_open_sweep(status, reason):

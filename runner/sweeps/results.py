@@ -36,12 +36,17 @@ OVERRIDE_START = re.compile(r" (?=~[\w.@/-]+(?: |$)|\+{0,2}[A-Za-z_][\w.@/-]*=)"
 
 
 def child_runs(parent_run_id, experiment_id):
-    """Every child of a sweep as MLflow's search_runs DataFrame (one row per run)."""
-    return mlflow.search_runs(
+    """Every child of a sweep as MLflow's search_runs DataFrame (one row per run), but the
+    attempts superseded by a later run of the same job (a sweep continued)."""
+    runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
         max_results=50000,
     )
+    superseded = f"tags.{tags.SUPERSEDED}"
+    if superseded in runs:
+        runs = runs[runs[superseded] != "true"].reset_index(drop=True)
+    return runs
 
 
 @dataclass

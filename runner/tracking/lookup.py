@@ -1,4 +1,4 @@
-"""Reading a run back from MLflow in the training process: only when resuming."""
+"""Reading runs back from MLflow: a run's checkpoint (resume=), a sweep's parent and its jobs."""
 
 from runner.tracking import tags
 
@@ -13,3 +13,38 @@ def checkpoint_of_run(uri, run_id):
     except MlflowException:
         return None
     return run.data.tags.get(tags.CHECKPOINT)
+
+
+def latest_sweep(client, experiment_id, sweep_identity):
+    """The newest parent run of the sweep with this identity in the experiment, or None."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{tags.SWEEP_IDENTITY}` = '{sweep_identity}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
+
+
+def child_attempts(client, experiment_id, parent_run_id):
+    """Every child run of a sweep's parent, oldest first (a job may have several attempts)."""
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=50000,
+    )
+
+
+def finished_jobs(client, experiment_id, parent_run_id):
+    """{job identity: its FINISHED child run} under a sweep's parent: the jobs not to run again.
+
+    Children without an identity (logged before runs had one) count as no job. Should a job
+    have finished twice, its first run is the one kept.
+    """
+    finished = {}
+    for run in child_attempts(client, experiment_id, parent_run_id):
+        identity = run.data.tags.get(tags.JOB_IDENTITY)
+        if run.info.status == "FINISHED" and identity:
+            finished.setdefault(identity, run)
+    return finished

@@ -8,6 +8,8 @@ BLAS_THREADS = "runner.blas_threads"  # BLAS threads the training process used
 RERUN_OF = "runner.rerun_of"  # on a run made by python -m runner.rerun: the run it reproduces
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: a sweep job's run names the sweep's run
 JOB_IDENTITY = "runner.job_identity"  # a hash of what the run trains (runner/sweeps/identity.py)
+SWEEP_IDENTITY = "runner.sweep_identity"  # on a sweep's parent: what the sweep runs (identity.py)
+SUPERSEDED = "runner.superseded"  # on a child that failed or was stopped: its job ran again
 COMMAND = "command"  # the command that trains the run again
 # MLflow's own (mlflow.utils.mlflow_tags): the runs table's Source column shows the source
 # name's last "/"-separated part; a LOCAL source is a command or file run on this machine.
