@@ -24,9 +24,11 @@ from omegaconf import OmegaConf, open_dict, read_write
 from runner import pipeline
 from runner.config import CONF_DIR, to_run_config
 from runner.errors import ConfigError, RunnerError
-from runner.sweeps import jobs
+from runner.sweeps import jobs, resume
 from runner.sweeps.estimate import BASIS, Estimate, estimate_job
 from runner.sweeps.identity import job_identity
+from runner.tracking import tags
+from runner.tracking.lookup import child_attempts, finished_jobs
 
 # Hydra's flags that show something and run nothing: with them, plan=true is left to Hydra.
 SHOWING_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion")
@@ -81,7 +83,7 @@ def _print_plan(command):
             return False
         if mode == RunMode.RUN:
             _print_run(cfg)
-        elif cfg.hydra.sweeper._target_ == jobs.OPTUNA:
+        elif cfg.hydra.sweeper._target_ in jobs.OPTUNA:
             _print_study(cfg)
         else:
             _print_sweep(cfg, hydra.config_loader)
@@ -123,6 +125,7 @@ class PlannedJob:
     identity: str  # runner/sweeps/identity.py: the key finished runs are matched by
     estimate: Estimate | None  # from earlier runs in the store; None without any
     error: str | None = None  # why the job would fail at once, in the run's own words
+    finished: bool = False  # a FINISHED run of it is under the sweep's parent: it is skipped
 
 
 def plan_job(number, overrides, cfg):
@@ -142,7 +145,7 @@ def plan_job(number, overrides, cfg):
 
 
 def _print_sweep(cfg, config_loader):
-    if cfg.hydra.sweeper._target_ != jobs.BASIC:
+    if cfg.hydra.sweeper._target_ not in (jobs.BASIC, jobs.GRID):
         sweeper = cfg.hydra.runtime.choices.get("hydra/sweeper")
         raise ConfigError(
             f"plan=true lists the jobs of the basic and Optuna sweepers, not "
@@ -151,14 +154,26 @@ def _print_sweep(cfg, config_loader):
     arguments = _without_plan(jobs.sweep_arguments(cfg))
     composed = run_and_report(lambda: jobs.basic_jobs(cfg, config_loader, arguments))
     planned = [plan_job(number, *job) for number, job in enumerate(composed)]
+    earlier = resume.earlier_sweep(cfg)
+    if earlier:
+        finished = finished_jobs(*earlier[:2], earlier[2].info.run_id)
+        for job in planned:
+            job.finished = job.identity in finished
+    to_run = [job for job in planned if not job.finished]
     print(f"Plan of a sweep of {len(planned)} jobs")
     print(_table(planned))
-    print(f"Total: {len(planned)} jobs")
-    estimated = [job.estimate for job in planned if job.estimate]
+    if earlier:
+        parent = earlier[2].info
+        print(f"continues MLflow parent run {parent.run_name} ({parent.run_id})")
+    print(
+        f"{len(planned)} jobs: {len(planned) - len(to_run)} already finished, {len(to_run)} to run"
+    )
+    estimated = [job.estimate for job in to_run if job.estimate]
     if estimated:
         print(
             f"Estimated time: {sum(e.seconds for e in estimated):.1f} s for {len(estimated)} of "
-            f"{len(planned)} jobs run one after another, from {BASIS} in {estimated[0].store}"
+            f"the {len(to_run)} jobs to run, one after another, from {BASIS} in "
+            f"{estimated[0].store}"
         )
     else:
         print(f"No time estimate: the store has no earlier runs to judge by ({BASIS})")
@@ -177,6 +192,8 @@ def _table(planned):
     cells = [("#", "overrides", "layers", "params", "identity", "time (of runs)")]
     for job in planned:
         time = f"~{job.estimate.seconds:.1f} s (of {job.estimate.runs})" if job.estimate else "-"
+        if job.finished:
+            time = "finished: skipped"
         cells.append(
             (
                 str(job.number),
@@ -197,9 +214,17 @@ def _table(planned):
 def _print_study(cfg):
     sweeper = cfg.hydra.sweeper
     space, fixed = jobs.optuna_space(_without_plan(jobs.sweep_arguments(cfg)))
-    done = jobs.optuna_trials_done(sweeper)
+    earlier = resume.earlier_sweep(cfg)
+    done = 0
+    where = "(no earlier run of this sweep in the store)"
+    if earlier:
+        client, experiment_id, parent = earlier
+        runs = child_attempts(client, experiment_id, parent.info.run_id)
+        done = sum(
+            run.info.status == "FINISHED" and tags.SWEEP_JOB in run.data.tags for run in runs
+        )
+        where = f"under MLflow parent run {parent.info.run_name} ({parent.info.run_id})"
     left = max(sweeper.n_trials - done, 0)
-    where = f"in {sweeper.storage}" if sweeper.storage else "(no storage: the study is in memory)"
     print(f"Plan of an Optuna study {sweeper.study_name!r}, {sweeper.direction} the objective")
     print(f"Trials: n_trials={sweeper.n_trials}; {done} finished {where}; {left} left")
     print("Search space:")

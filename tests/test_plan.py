@@ -70,7 +70,7 @@ def test_a_plan_starts_no_tracking_worker(tmp_path):
 def test_a_plan_fails_with_the_runs_own_error_when_the_data_does_not_fit(tmp_path):
     plan = run_cli("plan=true", "dataset=wine", cwd=tmp_path)
     run = run_cli("dataset=wine", "tracking.enabled=false", cwd=tmp_path)
-    [error] = [line for line in run.stdout.splitlines() if line.startswith("Error:")]
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
     assert "takes 4 input features but dataset 'wine' has 13" in error
     assert plan.returncode == run.returncode == 1
     assert plan.stderr.strip() == error
@@ -122,7 +122,7 @@ def test_the_plan_of_a_3x4_grid_lists_12_jobs_and_leaves_outputs_and_the_store(p
             assert int(params.replace(",", "")) == parameters(sizes)
             job = compose_config(*overrides.split())  # what the job's run would see
             assert identity == job_identity(OmegaConf.to_container(job, resolve=True))
-    assert "Total: 12 jobs" in result.stdout
+    assert "12 jobs: 0 already finished, 12 to run" in result.stdout
 
     # The earlier run (mlp_4_8_8_3, iris, 2 epochs) estimates the 3 jobs of its model.
     client = MlflowClient(f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}")
@@ -131,49 +131,43 @@ def test_the_plan_of_a_3x4_grid_lists_12_jobs_and_leaves_outputs_and_the_store(p
     for batch in BATCHES:
         assert planned[f"batch={batch} model=mlp_4_8_8_3 epochs=2"][3] == f"~{seconds:.1f} s (of 1)"
         assert planned[f"batch={batch} model=mlp_4_16_3 epochs=2"][3] == "-"
-    assert f"Estimated time: {3 * seconds:.1f} s for 3 of 12 jobs" in result.stdout
+    assert f"Estimated time: {3 * seconds:.1f} s for 3 of the 12 jobs to run" in result.stdout
     # Another number of epochs is another kind of job: no estimate from that run.
     epochs = run_cli("-m", "epochs=2,3", "plan=true", cwd=project_dir)
     assert re.search(r"^0\s+epochs=2\s.*\(of 1\)$", epochs.stdout, re.MULTILINE)
     assert re.search(r"^1\s+epochs=3\s.*\s-$", epochs.stdout, re.MULTILINE)
 
 
-def stored_study(path, complete, failed):
-    """An Optuna study named as the preset names it, with trials COMPLETE and FAIL.
-
-    Written with Optuna directly, on an AUTOCOMMIT engine: Optuna 2.10 (what
-    hydra-optuna-sweeper 1.3 brings) stamps a new storage's schema version on a connection
-    that SQLAlchemy 2 never commits, so the sweeper itself cannot create an RDB storage here
-    (it fails with "database is locked").
-    """
-    import optuna
-    from optuna.storages import RDBStorage
-
-    storage = RDBStorage(f"sqlite:///{path}", engine_kwargs={"isolation_level": "AUTOCOMMIT"})
-    study = optuna.create_study(study_name="runner", storage=storage)
-    study.optimize(lambda trial: trial.suggest_float("lr", 0.001, 1.0, log=True), complete)
-    for _ in range(failed):
-        study.optimize(lambda trial: 1 / 0, 1, catch=(ZeroDivisionError,))
-    return f"sqlite:///{path}"
+OPTUNA_SWEEP = (
+    "-m",
+    "hydra/sweeper=optuna_search",
+    "epochs=1",
+    "tracking.log_model=false",
+)
 
 
 @pytest.mark.slow
 def test_the_optuna_plan_lists_the_space_and_the_trials_left(tmp_path):
-    storage = stored_study(tmp_path / "study.db", complete=2, failed=1)
+    # The study's trials are the sweep's FINISHED children: two of them, one stopped by hand.
+    ran = run_cli(*OPTUNA_SWEEP, "hydra.sweeper.n_trials=3", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`runner.sweep` = 'true'"
+    )
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    client.set_terminated(children[0].info.run_id, "FAILED")  # as if it had failed
     before = listing(tmp_path)
 
-    result = run_cli(
-        "-m",
-        "hydra/sweeper=optuna_search",
-        f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.n_trials=5",
-        "epochs=1",
-        "plan=true",
-        cwd=tmp_path,
-    )
+    result = run_cli(*OPTUNA_SWEEP, "hydra.sweeper.n_trials=5", "plan=true", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert f"n_trials=5; 2 finished in {storage}; 3 left" in result.stdout
+    assert (
+        f"n_trials=5; 2 finished under MLflow parent run {parent.info.run_name} "
+        f"({parent.info.run_id}); 3 left"
+    ) in result.stdout
     for key in ("lr: ", "batch: ", "model: "):
         assert f"\n  {key}" in result.stdout
     assert "CategoricalDistribution(choices=(8, 16, 32, 64))" in result.stdout
@@ -182,18 +176,40 @@ def test_the_optuna_plan_lists_the_space_and_the_trials_left(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_optuna_plan_does_not_create_a_storage_that_is_not_there(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    result = run_cli(
-        "-m",
-        "hydra/sweeper=optuna_search",
-        f"hydra.sweeper.storage={storage}",
-        "plan=true",
-        cwd=tmp_path,
-    )
+def test_the_optuna_plan_of_a_new_sweep_creates_no_store(tmp_path):
+    result = run_cli(*OPTUNA_SWEEP, "plan=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "n_trials=20; 0 finished" in result.stdout and "20 left" in result.stdout
     assert listing(tmp_path) == {}
+
+
+@pytest.mark.slow
+def test_a_sweep_plan_marks_the_jobs_a_run_again_would_skip(tmp_path):
+    sweep = ("-m", "batch=16,32", "epochs=2", "tracking.log_model=false")
+    ran = run_cli(*sweep, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`runner.sweep` = 'true'"
+    )
+    (batch32,) = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}' and params.batch = '32'",
+    )
+    client.set_terminated(batch32.info.run_id, "KILLED")  # as if Ctrl-C had stopped it
+    before = listing(tmp_path)
+
+    result = run_cli(*sweep, "plan=true", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^0\s+batch=16 .*finished: skipped$", result.stdout, re.MULTILINE)
+    assert not re.search(r"^1\s+batch=32 .*finished: skipped$", result.stdout, re.MULTILINE)
+    assert f"continues MLflow parent run {parent.info.run_name}" in result.stdout
+    assert "2 jobs: 1 already finished, 1 to run" in result.stdout
+    assert listing(tmp_path) == before
+    # With sweep.restart=true the same command is a new sweep: nothing is skipped.
+    fresh = run_cli(*sweep, "sweep.restart=true", "plan=true", cwd=tmp_path)
+    assert "2 jobs: 0 already finished, 2 to run" in fresh.stdout, fresh.stderr
 
 
 def test_plan_cannot_be_swept(capsys):

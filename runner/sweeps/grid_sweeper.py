@@ -1,5 +1,6 @@
 """The default sweeper: Hydra's basic sweeper (every combination of the values listed) that
-leaves out the jobs already FINISHED under the sweep's parent run (conf/hydra/sweeper/grid.yaml).
+leaves out the jobs already FINISHED under the sweep's parent run
+(runner/conf/hydra/sweeper/grid.yaml).
 
 The jobs keep the numbers they have in the whole grid: the jobs still to run are launched in
 runs of consecutive numbers (``initial_job_idx``), so job 4 is ``#4`` and its folder ``4/``

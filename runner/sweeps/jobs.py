@@ -7,15 +7,15 @@ so beforehand only its search space (the Optuna plugin's ``create_params_from_ov
 the number of trials left are known.
 """
 
-from pathlib import Path
-
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from runner.errors import ConfigError
-
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+GRID = "hydra_plugins.runner_sweepers.sweepers.GridSweeper"  # the default: BASIC, resumable
+OPTUNA = (  # the plugin's own sweeper and runner's resumable one (optuna_search)
+    "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+    "hydra_plugins.runner_sweepers.sweepers.ResumableOptunaSweeper",
+)
 
 
 def sweep_arguments(sweep_cfg):
@@ -46,30 +46,3 @@ def optuna_space(arguments):
 
     space, fixed = create_params_from_overrides(arguments)
     return {key: value for key, value in space.items() if key not in fixed}, fixed
-
-
-def optuna_trials_done(sweeper_cfg):
-    """How many trials of the study are COMPLETE in ``hydra.sweeper.storage`` (0 without one).
-
-    A storage that does not exist yet is not opened (opening a SQLite URL would create it).
-    """
-    storage = sweeper_cfg.storage
-    if not storage:
-        return 0  # in memory: every run of the command starts a new study
-    if storage.startswith("sqlite:///"):
-        if not Path(storage.removeprefix("sqlite:///").split("?", 1)[0]).exists():
-            return 0
-    import optuna
-    from optuna.trial import TrialState
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage)
-    except KeyError:  # no such study in the storage yet
-        return 0
-    except Exception as err:
-        raise ConfigError(
-            f"hydra.sweeper.storage={storage} cannot be read by Optuna "
-            f"({type(err).__name__}: {err}); correct the URL, or set hydra.sweeper.storage=null"
-        ) from None
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

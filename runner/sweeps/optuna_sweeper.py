@@ -1,5 +1,5 @@
 """Hydra's Optuna sweeper, continued when the same sweep runs again
-(conf/hydra/sweeper/optuna_search.yaml).
+(runner/conf/hydra/sweeper/optuna_search.yaml).
 
 Hydra's sweeper asks for ``n_trials`` *more* trials each time and numbers its jobs from 0.
 This one keeps the study where the sweep already is: in the tracking store. Each trial is a

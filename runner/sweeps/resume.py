@@ -9,12 +9,13 @@ it works the same with every launcher.
 """
 
 import logging
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from runner.sweeps.identity import job_identity, sweep_identity
 from runner.tracking import tags
-from runner.tracking.lookup import child_attempts, finished_jobs
+from runner.tracking.lookup import child_attempts, finished_jobs, latest_sweep
 
 # The sweepers (hydra.sweeper._target_) that leave out finished jobs: only their sweeps
 # continue a parent run; any other sweeper (hydra/sweeper=basic) starts a new one each time.
@@ -109,6 +110,33 @@ def child_trials(parent):
 
     runs = child_attempts(MlflowClient(parent["uri"]), parent["experiment_id"], parent["run_id"])
     return [run for run in runs if tags.SWEEP_JOB in run.data.tags]
+
+
+def earlier_sweep(config):
+    """(client, experiment id, parent run) of the sweep this multirun config would continue,
+    or None: for a plan, so the store is only read (a SQLite file that does not exist is not
+    opened, since MLflow would create it) and a store that cannot be read counts as none."""
+    if not config.tracking.enabled or config.sweep.restart or not is_resumable(config):
+        return None
+    from runner.tracking.client import check_reachable, resolve_uri
+
+    uri = resolve_uri(config.tracking.uri, create=False)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    from mlflow import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        check_reachable(uri)  # a server that does not answer fails in seconds, not minutes
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name(config.experiment)
+        if experiment is None:
+            return None
+        parent = latest_sweep(client, experiment.experiment_id, sweep_identity_of(config))
+    except Exception as err:  # an unreachable server or unreadable store: nothing finished
+        log.warning(f"plan: {uri} cannot be read ({err}); no job is counted as finished")
+        return None
+    return parent and (client, experiment.experiment_id, parent)
 
 
 def study_name(name, parent_run_id):
