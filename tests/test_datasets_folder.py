@@ -100,6 +100,7 @@ def test_an_absolute_path_is_taken_as_it_is(run_folder, checkout):
     assert _locate.find_data_file(absolute) == absolute  # reading it then says it is missing
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_tracked_run_from_a_folder_holding_datasets(tmp_path):
     write_table(tmp_path / "datasets" / "my_table.csv")

@@ -45,6 +45,7 @@ def project(tmp_path_factory, migrated_store):
     return workdir, runs
 
 
+@pytest.mark.heavy  # two tracked runs with models
 def test_a_changed_model_lists_its_layers_with_the_parameter_delta(project):
     workdir, runs = project
     result = diff(runs["seed0"], runs["wide"], "--json", cwd=workdir)

@@ -146,6 +146,7 @@ def test_rerun_verify_reports_identical(project, kind, tmp_path):
         np.testing.assert_array_equal(weights[0][key], weights[1][key])
 
 
+@pytest.mark.heavy
 def test_rerun_names_the_digest_of_a_changed_csv(project):
     workdir, client = project.workdir, project.client
     write_csv(workdir / "changing.csv")

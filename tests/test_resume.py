@@ -67,8 +67,10 @@ def interrupt(workdir, signum):
     ("signum", "code", "by"),
     [
         (signal.SIGINT, 130, "run id"),
-        (signal.SIGTERM, 143, "run id and its overrides"),  # up-arrow, then resume=<id>
-        (signal.SIGINT, 130, "checkpoint path"),
+        pytest.param(  # up-arrow, then resume=<id>
+            signal.SIGTERM, 143, "run id and its overrides", marks=pytest.mark.heavy
+        ),
+        pytest.param(signal.SIGINT, 130, "checkpoint path", marks=pytest.mark.heavy),
     ],
 )
 def test_interrupted_run_resumes_bit_identical(project_dir, uninterrupted, signum, code, by):

@@ -228,6 +228,7 @@ def run_sweep(tmp_path, team_server, launcher, experiment, *overrides, env=None)
     assert_sweep_complete(team_server, experiment, launcher, "seed", SEEDS, EPOCHS)
 
 
+@pytest.mark.heavy  # a PostgreSQL server and a tracking server: over a minute
 def test_sweep_into_a_postgres_backed_team_server(tmp_path, team_server):
     result = run_cli(
         "-m",

@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.helpers import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # default pytest's 10-minute budget
 
 T_975_2DOF = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom (tables)
 

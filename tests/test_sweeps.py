@@ -133,6 +133,7 @@ def test_sixteen_parallel_jobs_on_a_fresh_store_lose_nothing(tmp_path, attempt):
         assert child.data.tags["runner.blas_threads"] == "1"
 
 
+@pytest.mark.heavy
 def test_a_diverging_job_fails_alone(project_dir):
     result = run_cli("-m", "lr=0.1,100,0.05", *FAST, cwd=project_dir)
     output = result.stdout + result.stderr

@@ -179,6 +179,7 @@ def mlflow_server(tmp_path, migrated_store):
     server.stop()
 
 
+@pytest.mark.heavy  # a real mlflow server: about a minute
 def test_round_trip_through_a_real_mlflow_server(tmp_path, mlflow_server, fluent_uri):
     workdir = tmp_path / "work"
     workdir.mkdir()

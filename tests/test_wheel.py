@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from tests.helpers import REPO, run_command
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # default pytest's 10-minute budget
 
 # What the wheel is built from (pyproject.toml reads README.md as the long description).
 SOURCES = ("pyproject.toml", "README.md", "runner")
