@@ -12,7 +12,6 @@ import logging
 import statistics
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 BASIS = (
     "the median wall time of earlier FINISHED runs with the same model.layers, dataset and epochs"
@@ -39,21 +38,15 @@ def estimate_job(tracking_uri, experiment, layers, dataset, epochs):
 
 @cache
 def _estimate(uri, experiment, layers, dataset, epochs):
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None
-    from mlflow import MlflowClient
+    from runner.tracking.lookup import existing_experiment
 
-    from runner.tracking.client import check_reachable
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        check_reachable(uri)  # a server that does not answer fails in seconds, not minutes
-        client = MlflowClient(uri)
-        found = client.get_experiment_by_name(experiment)
+        found = existing_experiment(uri, experiment)
         if found is None:
             return None
+        client, experiment_id = found
         runs = client.search_runs(
-            [found.experiment_id],
+            [experiment_id],
             filter_string=(
                 f"attributes.status = 'FINISHED' and params.`model.layers` = '{layers}' and "
                 f"params.`dataset.name` = '{dataset}' and params.epochs = '{epochs}'"

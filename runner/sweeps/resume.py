@@ -9,13 +9,17 @@ it works the same with every launcher.
 """
 
 import logging
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from runner.sweeps.identity import job_identity, sweep_identity
 from runner.tracking import tags
-from runner.tracking.lookup import child_attempts, finished_jobs, latest_sweep
+from runner.tracking.lookup import (
+    child_attempts,
+    existing_experiment,
+    finished_jobs,
+    latest_sweep,
+)
 
 # The sweepers (hydra.sweeper._target_) that leave out finished jobs: only their sweeps
 # continue a parent run; any other sweeper (hydra/sweeper=basic) starts a new one each time.
@@ -118,25 +122,16 @@ def earlier_sweep(config):
     opened, since MLflow would create it) and a store that cannot be read counts as none."""
     if not config.tracking.enabled or config.sweep.restart or not is_resumable(config):
         return None
-    from runner.tracking.client import check_reachable, resolve_uri
+    from runner.tracking.client import resolve_uri
 
     uri = resolve_uri(config.tracking.uri, create=False)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None
-    from mlflow import MlflowClient
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        check_reachable(uri)  # a server that does not answer fails in seconds, not minutes
-        client = MlflowClient(uri)
-        experiment = client.get_experiment_by_name(config.experiment)
-        if experiment is None:
-            return None
-        parent = latest_sweep(client, experiment.experiment_id, sweep_identity_of(config))
+        found = existing_experiment(uri, config.experiment)
+        parent = found and latest_sweep(*found, sweep_identity_of(config))
     except Exception as err:  # an unreachable server or unreadable store: nothing finished
         log.warning(f"plan: {uri} cannot be read ({err}); no job is counted as finished")
         return None
-    return parent and (client, experiment.experiment_id, parent)
+    return parent and (*found, parent)
 
 
 def study_name(name, parent_run_id):

@@ -1,6 +1,27 @@
 """Reading runs back from MLflow: a run's checkpoint (resume=), a sweep's parent and its jobs."""
 
+import logging
+from pathlib import Path
+
 from runner.tracking import tags
+
+
+def existing_experiment(uri, name):
+    """(client, experiment id) of the experiment ``name`` in the store at ``uri``, only read:
+    None when the experiment or the store is not there (a SQLite file that does not exist is
+    not opened, since MLflow would create it). Raises when the store cannot be read; a server
+    that does not answer fails in seconds, not minutes."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    from mlflow import MlflowClient
+
+    from runner.tracking.client import check_reachable
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    return experiment and (client, experiment.experiment_id)
 
 
 def checkpoint_of_run(uri, run_id):
