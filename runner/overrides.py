@@ -73,6 +73,13 @@ SEARCHPATH = "hydra.searchpath"
 FOLDER_SCHEME = re.compile(r"^(file://)?(?!\w+://)")
 
 
+def override_key(override: str) -> str:
+    """The key or group an override sets, as Hydra reads it: '+model.layers=[4,16,3]' →
+    'model.layers', '~early_stopping' → 'early_stopping', 'hydra/launcher=joblib' →
+    'hydra/launcher'."""
+    return OverridesParser.create().parse_override(override).key_or_group
+
+
 def check_overrides(args: list[str]) -> None:
     """Raise ConfigError for the first argument that could make Hydra run code (see module doc).
 

@@ -23,6 +23,7 @@ from runner.datasets import Dataset, load_dataset
 from runner.engine import MLP, default_loss_for
 from runner.engine.losses import check_pairing, get_loss
 from runner.errors import ConfigError, DivergenceError, WeightsError
+from runner.overrides import override_key
 from runner.progress import Progress, format_metrics
 from runner.training import (
     OPTIMIZERS,
@@ -362,7 +363,7 @@ def overrides_changing(overrides, config, run_config):
     """Of the command line's overrides, those whose key has another value in ``config`` (the
     config they composed) than in ``run_config`` (the resumed run's), each as
     "lr=0.5 differs from the run's lr=0.1"; ``resume=`` and Hydra's own are left out."""
-    by_key = {_override_key(override): override for override in overrides}  # the last counts
+    by_key = {override_key(override): override for override in overrides}  # the last counts
     changes = []
     for key, override in by_key.items():
         if key == "resume" or key.split(".")[0].split("/")[0] == "hydra":
@@ -372,11 +373,6 @@ def overrides_changing(overrides, config, run_config):
             shown = theirs.get("name", theirs) if isinstance(theirs, dict) else theirs
             changes.append(f"{override} differs from the run's {key}={shown}")
     return changes
-
-
-def _override_key(override):
-    """'+model.layers=[4,16,3]' → 'model.layers'; '~early_stopping' → 'early_stopping'."""
-    return override.lstrip("+~").partition("=")[0].partition("@")[0]
 
 
 def _value_at(config, dotted_key):

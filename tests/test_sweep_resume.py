@@ -105,6 +105,17 @@ def assert_one_finished_child_per_job(client, n_jobs):
     return parents[0], finished
 
 
+def run_again_finishing_the_rest(project_dir, args, client, before):
+    """Run the sweep ``args`` again: it counts the ``before`` jobs ({job: run id}) as finished,
+    ends with one FINISHED child per job, and leaves the finished ones' runs as they were."""
+    again = run_cli("-m", *args, cwd=project_dir, timeout=300)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert f"6 jobs: {len(before)} already finished, {6 - len(before)} to run" in output
+    _, after = assert_one_finished_child_per_job(client, 6)
+    assert {job: after[job] for job in before} == before
+
+
 @pytest.mark.parametrize(
     "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
@@ -160,6 +171,8 @@ def test_a_sweep_killed_outright_with_its_tracking_worker_runs_again(project_dir
         "-m", *SWEEP, cwd=project_dir, pattern=r"#1 .*FINISHED", timeout=300
     )
     wait_until(job_trains(project_dir, 2))
+    # The worker creates a job's run while the job trains: wait until the store has it.
+    wait_until(lambda: "RUNNING" in [r.info.status for r in sweep_runs(store(project_dir))[1]])
     workers = tracking_workers(project_dir)
     assert workers
     for pid in [process.pid, *workers]:
@@ -172,12 +185,7 @@ def test_a_sweep_killed_outright_with_its_tracking_worker_runs_again(project_dir
     before = finished_by_job(children)
 
     started = time.monotonic()
-    again = run_cli("-m", *SWEEP, cwd=project_dir, timeout=300)
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output
-    assert f"6 jobs: {len(before)} already finished, {6 - len(before)} to run" in output
-    _, after = assert_one_finished_child_per_job(client, 6)
-    assert {job: after[job] for job in before} == before
+    run_again_finishing_the_rest(project_dir, SWEEP, client, before)
     # The runs the killed sweep left RUNNING were ended when it reopened its parent, so the
     # end of the sweep did not wait for them (it would have, for outage_wait_s + 60 s).
     assert time.monotonic() - started < 120
@@ -205,12 +213,7 @@ def test_a_joblib_sweep_run_again_trains_only_what_did_not_finish(project_dir):
     before = finished_by_job(sweep_runs(client)[1])
     assert len(before) < 6, output
 
-    again = run_cli("-m", *args, cwd=project_dir, timeout=300)
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output
-    assert f"6 jobs: {len(before)} already finished, {6 - len(before)} to run" in output
-    _, after = assert_one_finished_child_per_job(client, 6)
-    assert {job: after[job] for job in before} == before
+    run_again_finishing_the_rest(project_dir, args, client, before)
 
 
 def test_an_optuna_sweep_run_again_ends_with_its_n_trials(project_dir):

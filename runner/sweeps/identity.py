@@ -13,6 +13,8 @@ keys), the same sweeper with the same search space, and the same base config.
 import hashlib
 import json
 
+from runner.overrides import override_key
+
 # Dotted config keys left out of the identity, each because it cannot change the result.
 NOT_PART_OF_THE_RESULT = (
     "tracking",  # where and how the run is logged
@@ -50,17 +52,13 @@ def sweep_identity(overrides: list, sweeper: str, sweeper_config: dict, base_con
         base_config : the sweep's composed config without Hydra's node, plain data.
     """
     kept = {
-        "overrides": [o for o in overrides if not _excluded(_override_key(o))],
+        "overrides": [o for o in overrides if not _excluded(override_key(o))],
         "sweeper": sweeper,
         "search": _without(sweeper_config, NOT_PART_OF_THE_SEARCH + ("_target_",)),
         "config": job_identity(base_config),
     }
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _override_key(override):
-    return override.lstrip("+~").split("=", 1)[0]
 
 
 def _excluded(key):
