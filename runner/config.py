@@ -225,7 +225,7 @@ GROUP_SCHEMAS = {
 
 def register_configs():
     """Put the schemas where the YAML files' defaults lists find them, and give ``--help``
-    (conf/config.yaml's ``hydra.help.template``) the groups' options without them."""
+    (runner/conf/config.yaml's ``hydra.help.template``) the groups' options without them."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=RunConfig)
     for group, schema in GROUP_SCHEMAS.items():

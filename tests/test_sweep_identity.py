@@ -66,7 +66,7 @@ def test_what_cannot_change_the_jobs_leaves_the_identity(extra):
 
 
 def test_a_changed_config_file_is_another_sweep():
-    # The same command after an edit in conf/ (here: the default lr) composes another config.
+    # The same command after an edit in runner/conf/ (here: the default lr) composes another config.
     base = {"lr": 0.1, "seed": 0, "tracking": {"uri": None}}
     same = sweep_identity(list(BASE), "grid", {}, base)
     assert sweep_identity(list(BASE), "grid", {}, {**base, "lr": 0.2}) != same
