@@ -151,3 +151,53 @@ def test_a_process_waits_at_exit_for_the_runs_it_left_to_its_worker(start, tmp_p
         [MlflowClient(start.uri).get_experiment_by_name("runner").experiment_id]
     )
     assert run.info.status == "KILLED"
+
+
+def test_the_next_run_is_created_while_the_last_one_is_still_being_logged(start, monkeypatch):
+    # A sweep's job waits until its run exists; the job before it is still having its
+    # figures and model logged. Here that logging is held until the new run is created.
+    import queue
+    import threading
+
+    from runner.tracking import worker
+
+    logging_held, release = threading.Event(), threading.Event()
+    finish = worker.RunSession.finish
+
+    def held_finish(session, result):
+        logging_held.set()
+        assert release.wait(120), "the test never released the first run's logging"
+        finish(session, result)
+
+    monkeypatch.setattr(worker.RunSession, "finish", held_finish)
+    inbox, replies = queue.Queue(), queue.Queue()
+    serving = threading.Thread(target=worker.serve, args=(inbox, replies.put))
+    serving.start()
+    weights = f"{start.output_dir}/weights.npz"
+    pipeline.prepare(compose_run_config()).net.save(weights)
+    try:
+        inbox.put(dataclasses.replace(start, run=0))
+        inbox.put(messages.Finish(0, weights, rows(1, epoch_metrics(1), FIRST)))
+        assert logging_held.wait(120)
+        inbox.put(dataclasses.replace(start, run=1, run_name="second"))
+        answered = [replies.get(timeout=120), replies.get(timeout=120)]
+        assert [(type(r), r.run) for r in answered] == [
+            (messages.Started, 0),
+            (messages.Started, 1),
+        ]
+        assert MlflowClient(start.uri).get_run(answered[1].info.run_id).info.status == "RUNNING"
+        release.set()
+        inbox.put(messages.Finish(1, weights, rows(1, epoch_metrics(1), FIRST)))
+        done = [replies.get(timeout=120), replies.get(timeout=120)]
+        assert [(type(r), r.run) for r in done] == [(messages.Done, 0), (messages.Done, 1)]
+    finally:
+        release.set()
+        inbox.put(None)
+        serving.join(120)
+    client = MlflowClient(start.uri)
+    for reply in done:
+        run = client.get_run(reply.info.run_id)
+        assert run.info.status == "FINISHED"
+        assert {"loss_curve.png", "layers.json", "config.yaml"} <= {
+            artifact.path for artifact in client.list_artifacts(run.info.run_id)
+        }

@@ -35,11 +35,6 @@ def read_stdin(inbox, started):
         inbox.put(message)
 
 
-def incoming(inbox):
-    while (message := inbox.get()) is not EOF_MARK:
-        yield message
-
-
 def main():
     inbox, started = queue.Queue(), threading.Event()
     # Replies go to the real stdout; anything a library prints goes to stderr instead.
@@ -56,7 +51,7 @@ def main():
         except OSError:  # the training process is gone; its runs are ended all the same
             pass
 
-    return worker.main(incoming(inbox), reply)
+    return worker.main(inbox, reply)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ import json
 import logging
 import os
 import platform
+import queue
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from threadpoolctl import threadpool_info
 from runner.engine import MLP
 from runner.errors import one_line
 from runner.tracking import messages
-from runner.tracking.model import log_model
+from runner.tracking.model import log_model, pip_requirements
 from runner.tracking.repository import git_tags
 from runner.tracking.store import ensure_experiment, open_store
 
@@ -91,20 +93,35 @@ class RunSession:
         self.run_name = start.run_name
         self._retry_at = 0.0
         self._outage_reported = False
-        self.opened = False
+        self.opened = self.described = False
+        self.closed = False  # its Finish or End came
+        self.over = False  # ended, saved or failed: nothing more is done for it
 
     def open(self):
-        """Create the run (or resume it), waiting through an outage like every other call.
+        """Create the run (or resume it) with its params: what a job waits for, so kept short.
 
-        If the store stays away, metrics are still kept, and the end of the run tries again.
+        Waits through an outage like every other call. If the store stays away, metrics are
+        still kept, and the end of the run tries again.
         """
         start = self.start
         if start.resume_run_id:
             self._retrying(lambda: self._resume_run(start.resume_run_id, start.history))
+            self.described = True  # a resumed run has its tables and texts from its first part
         else:
             self._retrying(self._create_run)
             self.log_metrics(_history_metrics(start.history))
         self.opened = True
+
+    def describe(self):
+        """Log the run's summary, layer table, config, overrides and data set inputs.
+
+        Done when the worker has nothing more urgent: a sweep's next job waits for its own run
+        to exist, not for these.
+        """
+        self._ensure_open()
+        if not self.described:
+            self._retrying(self._describe)
+            self.described = True
 
     def _ensure_open(self):
         if not self.opened:
@@ -115,7 +132,7 @@ class RunSession:
         return messages.RunLocation(self.run_id, self.experiment_id, self.start.uri, self.run_name)
 
     def _create_run(self):
-        """Create the run once; the rest may repeat after an outage (same values again)."""
+        """Create the run once; the params may repeat after an outage (same values again)."""
         start = self.start
         if self.run_id is None:
             self.experiment_id = self.stores.experiment_id(
@@ -127,6 +144,9 @@ class RunSession:
         params = [Param(key, str(value)) for key, value in start.params.items()]
         for i in range(0, len(params), BATCH_PARAMS):
             self.client.log_batch(self.run_id, params=params[i : i + BATCH_PARAMS])
+
+    def _describe(self):
+        start = self.start
         self._activate()
         mlflow.log_text(start.summary, "model_summary.txt")
         mlflow.log_table(
@@ -142,7 +162,7 @@ class RunSession:
         run = self.client.get_run(run_id)
         self.run_id, self.run_name = run_id, run.info.run_name
         self.experiment_id = run.info.experiment_id
-        self._activate()
+        self.client.update_run(run_id, status="RUNNING")
         if "failure_reason" in run.data.tags:
             self.client.delete_tag(run_id, "failure_reason")
         # What the interrupted process logged, key by key: a signal can land between one
@@ -234,12 +254,11 @@ class RunSession:
 
     def finish(self, result: messages.Finish):
         self.log_metrics(result.rows)
-        self._ensure_open()
+        self.describe()
         self._retrying(self._send_pending)
         self._retrying(lambda: self._log_results(result))
 
     def _log_results(self, result):
-        # matplotlib costs a second to import: once per worker, when its first run ends.
         from runner.tracking.artifacts import (
             confusion_counts,
             confusion_figure,
@@ -265,7 +284,7 @@ class RunSession:
         mlflow.end_run("FINISHED")
 
     def end(self, status, reason):
-        self._ensure_open()
+        self.describe()
         self._retrying(self._send_pending)
 
         def terminate():
@@ -334,6 +353,19 @@ def _history_metrics(history):
     ]
 
 
+def describe_and_prepare(session):
+    """Describe a new run, then pay while it trains what logging results costs only once.
+
+    That is matplotlib's import (about a second) and the check of the model's requirements
+    (about a second: MLflow scans every installed distribution once per process).
+    """
+    session.describe()
+    import runner.tracking.artifacts  # noqa: F401
+
+    if session.start.log_model:
+        pip_requirements()
+
+
 @functools.cache
 def version_tags():
     tags = {"version.python": platform.python_version()}
@@ -353,27 +385,59 @@ def version_tags():
     return tags
 
 
-def serve(incoming, reply):
+def serve(inbox, reply):
     """Serve runs until end-of-file; end FAILED any run that got no Finish or End.
 
-    incoming : the messages in order (an iterable that stops at end-of-file).
+    inbox : a queue.Queue of the messages in order, then None at end-of-file.
     reply(message) : sends one reply to the training process.
+
+    This thread creates the runs and sends their metrics as they come; the slower part of
+    each run (its tables and texts, and at its end the artifacts and the model) goes to a
+    second thread, in order. So a sweep's next job, which waits until its run exists, is not
+    held up by the logging of the job before it, and every run is still logged whole before
+    it is ended.
     """
+    lock = threading.Lock()
+
+    def answer(message):
+        with lock:
+            reply(message)
+
     stores = Stores()
-    sessions = {}  # run number → RunSession, while the run is open
-    for message in incoming:
+    sessions = {}  # run number → RunSession
+    later = queue.Queue()  # (session, Start, Finish or End): the slow part, in order
+    logger = threading.Thread(target=log_later, args=(later, answer))
+    logger.start()
+    while (message := inbox.get()) is not None:
         session = sessions.get(message.run)
         if isinstance(message, messages.Start):
             session = sessions[message.run] = RunSession(message, stores)
-        elif session is None:
+        elif session is None or session.over:
             continue  # a run whose tracking failed: the rest of it has nowhere to go
-        if not _handle(session, message, reply):
-            del sessions[message.run]
-    for run, session in sessions.items():
-        _handle(session, messages.End(run, "FAILED", NOT_FINISHED), lambda _: None)
+        if isinstance(message, messages.Finish | messages.End):
+            session.closed = True
+        elif not _handle_now(session, message, answer):
+            session.over = True
+            continue
+        if not isinstance(message, messages.Metrics):
+            later.put((session, message))
+    unfinished = [session for session in sessions.values() if not session.closed]
+    for session in unfinished:
+        later.put((session, messages.End(session.start.run, "FAILED", NOT_FINISHED)))
+    later.put(None)
+    logger.join()
+    for session in unfinished:
         if session.start.sweep is not None:
             end_orphaned_sweep(session)
     return 0
+
+
+def log_later(later, reply):
+    """The second thread of ``serve``: each run's slow part, in the order it came."""
+    while (item := later.get()) is not None:
+        session, message = item
+        if not session.over and not _handle_later(session, message, reply):
+            session.over = True
 
 
 def end_orphaned_sweep(session):
@@ -402,26 +466,48 @@ def end_orphaned_sweep(session):
         print(f"could not end the sweep's parent run: {one_line(err)}", file=sys.stderr)
 
 
-def _handle(session, message, reply):
-    """Apply one message to its run; False once the run is over (done, saved or failed)."""
+def _handle_now(session, message, reply):
+    """A run's creation or its metrics, done at once; False if the run's tracking failed."""
+    if isinstance(message, messages.Metrics):
+        action = functools.partial(session.log_metrics, message.rows)
+    else:
+        action = functools.partial(_open, session, reply)
+    return _handled(session, message, reply, action)
+
+
+def _open(session, reply):
     try:
-        if isinstance(message, messages.Start):
-            try:
-                session.open()
-            except OutageOutlasted:
-                pass  # keep the metrics coming; finish or end tries again
-            reply(messages.Started(message.run, session.info))
-        elif isinstance(message, messages.Metrics):
-            session.log_metrics(message.rows)
-        elif isinstance(message, messages.Finish):
-            session.finish(message)
-            reply(messages.Done(message.run, session.info))
-            return False
-        elif isinstance(message, messages.End):
-            session.end(message.status, message.reason)
-            reply(messages.Done(message.run, session.info))
-            return False
-        return True
+        session.open()
+    except OutageOutlasted:
+        pass  # keep the metrics coming; describe, finish or end tries again
+    reply(messages.Started(session.start.run, session.info))
+
+
+def _handle_later(session, message, reply):
+    """The slow part of a run: its description, or its end; False once the run is over."""
+    if isinstance(message, messages.Start):
+        return _handled(session, message, reply, functools.partial(describe_and_prepare, session))
+    if isinstance(message, messages.Finish):
+        action = functools.partial(session.finish, message)
+    else:
+        action = functools.partial(session.end, message.status, message.reason)
+
+    def end_and_reply():
+        action()
+        reply(messages.Done(message.run, session.info))
+        return False
+
+    return _handled(session, message, reply, end_and_reply)
+
+
+def _handled(session, message, reply, action):
+    """Do ``action`` for ``message``; False once the run is over (done, saved or failed).
+
+    A store that stayed away saves what the run lacks for ``upload``; any other failure ends
+    the run FAILED and tells the training process why.
+    """
+    try:
+        return action() is not False
     except OutageOutlasted as outage:
         last = message if isinstance(message, messages.Finish | messages.End) else None
         last = last or messages.End(message.run, "FAILED", NOT_FINISHED)
@@ -439,8 +525,8 @@ def _handle(session, message, reply):
         return False
 
 
-def main(incoming, reply):
+def main(inbox, reply):
     """Entered by ``python -m runner.tracking`` once it reads stdin; MLflow is imported here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    return serve(incoming, reply)
+    return serve(inbox, reply)
