@@ -95,6 +95,9 @@ class RunSession:
         self._outage_reported = False
         self.opened = self.described = False
         self.closed = False  # its Finish or End came
+        # Metrics come on serve's thread; after an outage at the start the run is created,
+        # and what was kept sent, on the logging thread: one sender at a time.
+        self._metrics_lock = threading.RLock()
         self.over = False  # ended, saved or failed: nothing more is done for it
 
     def open(self):
@@ -199,29 +202,31 @@ class RunSession:
 
     def log_metrics(self, batch):
         """Keep the new rows and send what is pending, unless the store failed moments ago."""
-        for row in batch:
-            key, value, step, _ = row
-            self.history.setdefault(key, {})[step] = value
-            steps = self.seen.setdefault(key, set())
-            if step not in steps:
-                steps.add(step)
-                self.pending.append(row)
-        if self.run_id is None or time.monotonic() < self._retry_at:
-            return
-        try:
-            self._send_pending()
-        except Exception as err:
-            if not is_transient(err):
-                raise
-            self._report_outage(err)
-            self._retry_at = time.monotonic() + RETRY_INTERVAL_S
+        with self._metrics_lock:
+            for row in batch:
+                key, value, step, _ = row
+                self.history.setdefault(key, {})[step] = value
+                steps = self.seen.setdefault(key, set())
+                if step not in steps:
+                    steps.add(step)
+                    self.pending.append(row)
+            if self.run_id is None or time.monotonic() < self._retry_at:
+                return
+            try:
+                self._send_pending()
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                self._report_outage(err)
+                self._retry_at = time.monotonic() + RETRY_INTERVAL_S
 
     def _send_pending(self):
-        while self.pending:
-            rows = self.pending[:BATCH_METRICS]
-            metrics = [Metric(key, value, timestamp, step) for key, value, step, timestamp in rows]
-            self.client.log_batch(self.run_id, metrics=metrics)
-            del self.pending[: len(rows)]
+        with self._metrics_lock:
+            while self.pending:
+                rows = self.pending[:BATCH_METRICS]
+                metrics = [Metric(k, value, timestamp, step) for k, value, step, timestamp in rows]
+                self.client.log_batch(self.run_id, metrics=metrics)
+                del self.pending[: len(rows)]
         if self._outage_reported:
             self._outage_reported = False
             print(f"MLflow at {self.start.uri} is back; kept metrics sent", file=sys.stderr)
