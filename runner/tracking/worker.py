@@ -6,10 +6,12 @@ imported, the store opened and the plotting library loaded once, not once per ru
 the messages of ``runner.tracking.messages`` on stdin (a thread reads them as they come, so
 the training side never waits on a full pipe) and answers on stdout.
 
-Runs are served in order: ``Start``, ``Metrics``..., then ``Finish`` or ``End``; a job's
-artifacts and model are logged while the next job already trains. End-of-file after a run's
-``Finish`` or ``End`` is the normal end; a run that got neither (its training process was
-killed, even by SIGKILL) is ended FAILED, never left RUNNING. A run whose tracking fails is
+Runs are served in order: ``Start``, ``Metrics``..., then ``Finish`` or ``End``. One thread
+creates each run and sends its metrics as they come; a second logs the slow part of each run
+in turn (its tables, then at its end its figures and model), so a job's artifacts and model
+are logged while the next job already trains, and that job's run exists at once.
+End-of-file after a run's ``Finish`` or ``End`` is the normal end; a run that got neither
+(its training process was killed, even by SIGKILL) is ended FAILED, never left RUNNING. A run whose tracking fails is
 ended FAILED with the reason and the worker goes on with the next one. SIGINT is ignored; the
 training process decides how a run ends.
 
