@@ -11,9 +11,9 @@ creates each run and sends its metrics as they come; a second logs the slow part
 in turn (its tables, then at its end its figures and model), so a job's artifacts and model
 are logged while the next job already trains, and that job's run exists at once.
 End-of-file after a run's ``Finish`` or ``End`` is the normal end; a run that got neither
-(its training process was killed, even by SIGKILL) is ended FAILED, never left RUNNING. A run whose tracking fails is
-ended FAILED with the reason and the worker goes on with the next one. SIGINT is ignored; the
-training process decides how a run ends.
+(its training process was killed, even by SIGKILL) is ended FAILED, never left RUNNING. A
+run whose tracking fails is ended FAILED with the reason and the worker goes on with the next
+one. SIGINT is ignored; the training process decides how a run ends.
 
 A store that stops answering (a server restarting, a locked SQLite file) does not stop
 training: metrics are kept and sent when it answers again. The end of a run waits for it up
