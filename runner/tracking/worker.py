@@ -366,7 +366,10 @@ def describe_and_prepare(session):
     That is matplotlib's import (about a second) and the check of the model's requirements
     (about a second: MLflow scans every installed distribution once per process).
     """
-    session.describe()
+    try:
+        session.describe()
+    except OutageOutlasted:
+        return  # the run's end tries again, and saves what the store lacks if it must
     import runner.tracking.artifacts  # noqa: F401
 
     if session.start.log_model:
