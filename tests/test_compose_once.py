@@ -34,10 +34,10 @@ def compositions(monkeypatch):
     return composed
 
 
-def sweep(tmp_path, *overrides):
+def sweep(tmp_path, *overrides, ran=None):
     """Run ``python -m runner -m <overrides>`` in this process; [(job number, seed)] of the
-    jobs in the order they ran."""
-    ran = []
+    jobs in the order they ran (also in ``ran``, for a sweep that raises)."""
+    ran = [] if ran is None else ran
 
     def task(cfg):
         ran.append((HydraConfig.get().job.num, cfg.seed))
@@ -67,7 +67,7 @@ def test_each_job_of_a_grid_sweep_is_composed_once(tmp_path, compositions):
 def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job_runs(tmp_path):
     ran = []
     with pytest.raises(ConfigCompositionException):
-        ran = sweep(tmp_path, "seed=1,2", "model=mlp_4_8_8_3,no_such_model")
+        sweep(tmp_path, "seed=1,2", "model=mlp_4_8_8_3,no_such_model", ran=ran)
     assert ran == []
 
 
