@@ -94,6 +94,13 @@ def test_a_kept_config_is_handed_out_once_then_composed_anew():
     assert not loader.kept
 
 
+def test_only_so_many_configs_are_kept():
+    loader, master = ComposedOnce(Loader(), keep_at_most=2), object()
+    for seed in range(3):
+        loader.compose(master, [f"seed={seed}"])
+    assert [overrides for _, overrides in loader.kept] == [("seed=0",), ("seed=1",)]
+
+
 def test_a_pickled_loader_leaves_the_kept_configs_behind():
     loader = ComposedOnce(Loader())
     loader.compose(object(), ["seed=1"])
