@@ -1,80 +1,74 @@
 """A sweep composes each job's config once in the launching process (runner/sweeps/compose_once.py),
 and still checks that every job composes before the first one starts.
 
-Real Hydra sweeps of runner's config, in this process, with a task function that records
-what each job received instead of training.
+Real sweeps (``python -m runner -m``) in a subprocess that counts the job configs Hydra's
+config loader composes.
 """
 
 import pickle
+import sys
 
 import pytest
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.hydra import Hydra
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import ConfigCompositionException
 
-from runner.config import CONF_DIR, register_configs
 from runner.sweeps.compose_once import ComposedOnce
+from tests.helpers import run_cli, run_command
 
-register_configs()
+# python -m runner, counting Hydra's job compositions: one "composed: <overrides>" line each.
+COUNTING_RUNNER = """
+import runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
+load_sweep_config = ConfigLoaderImpl.load_sweep_config
 
-@pytest.fixture
-def compositions(monkeypatch):
-    """The overrides of every job config Hydra's loader composes, in order."""
-    composed = []
-    load_sweep_config = ConfigLoaderImpl.load_sweep_config
+def counted(self, master_config, sweep_overrides):
+    print("composed:", " ".join(sweep_overrides), flush=True)
+    return load_sweep_config(self, master_config, sweep_overrides)
 
-    def counted(self, master_config, sweep_overrides):
-        composed.append(list(sweep_overrides))
-        return load_sweep_config(self, master_config, sweep_overrides)
-
-    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
-    return composed
-
-
-def sweep(tmp_path, *overrides, ran=None):
-    """Run ``python -m runner -m <overrides>`` in this process; [(job number, seed)] of the
-    jobs in the order they ran (also in ``ran``, for a sweep that raises)."""
-    ran = [] if ran is None else ran
-
-    def task(cfg):
-        ran.append((HydraConfig.get().job.num, cfg.seed))
-        return 0.0
-
-    hydra = Hydra.create_main_hydra_file_or_module(
-        calling_file=None, calling_module="runner", config_path=str(CONF_DIR), job_name="runner"
-    )
-    try:
-        hydra.multirun(
-            config_name="config",
-            task_function=task,
-            overrides=[*overrides, "tracking.enabled=false", f"hydra.sweep.dir={tmp_path}"],
-        )
-    finally:
-        GlobalHydra().clear()
-    return ran
+ConfigLoaderImpl.load_sweep_config = counted
+runpy.run_module("runner", run_name="__main__")
+"""
+SHORT = ("epochs=2",)
 
 
-def test_each_job_of_a_grid_sweep_is_composed_once(tmp_path, compositions):
-    ran = sweep(tmp_path, "seed=3,4,5")
-    assert ran == [(0, 3), (1, 4), (2, 5)]
-    assert [job[0] for job in compositions] == ["seed=3", "seed=4", "seed=5"]
-    assert "- seed=5\n" in (tmp_path / "2" / ".hydra" / "overrides.yaml").read_text()
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("tracking.enabled=false",),
+        ("tracking.enabled=false", "hydra.sweeper.max_batch_size=2"),  # two launches
+        ("tracking.log_model=false",),  # the identities for resume are what is composed
+    ],
+    ids=["untracked", "batches", "tracked"],
+)
+def test_each_job_of_a_grid_sweep_is_composed_once(project_dir, extra):
+    command = [sys.executable, "-c", COUNTING_RUNNER, "-m", "seed=3,4,5", *SHORT, *extra]
+    result = run_command(command, cwd=project_dir, timeout=180)
+    assert result.returncode == 0, result.stderr
+    composed = [
+        line.split()[1] for line in result.stdout.splitlines() if line.startswith("composed:")
+    ]
+    assert composed == ["seed=3", "seed=4", "seed=5"]
+    [sweep_dir] = (project_dir / "outputs" / "multirun").glob("*/*")
+    for number, seed in enumerate((3, 4, 5)):
+        job_dir = sweep_dir / str(number)
+        assert f"- seed={seed}\n" in (job_dir / ".hydra" / "overrides.yaml").read_text()
+        assert "trained 2 epochs" in (job_dir / "runner.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job_runs(tmp_path):
-    ran = []
-    with pytest.raises(ConfigCompositionException):
-        sweep(tmp_path, "seed=1,2", "model=mlp_4_8_8_3,no_such_model", ran=ran)
-    assert ran == []
-
-
-def test_jobs_of_batches_keep_their_numbers_and_are_composed_once(tmp_path, compositions):
-    ran = sweep(tmp_path, "seed=0,1,2", "hydra.sweeper.max_batch_size=2")
-    assert ran == [(0, 0), (1, 1), (2, 2)]
-    assert [job[0] for job in compositions] == ["seed=0", "seed=1", "seed=2"]
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "seed=1,2",
+        "model=mlp_4_8_8_3,no_such_model",
+        "tracking.enabled=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "no_such_model" in result.stderr
+    assert not (sweep_dir / "0").exists()  # job 0 composes; it did not run
 
 
 class Loader:
