@@ -6,6 +6,9 @@ The jobs keep the numbers they have in the whole grid: the jobs still to run are
 runs of consecutive numbers (``initial_job_idx``), so job 4 is ``#4`` and its folder ``4/``
 whichever jobs finished before. A parallel launcher (joblib) runs each such run of jobs in
 parallel and the runs one after another. An untracked sweep has no parent: it runs every job.
+
+Each job's config is composed once in this process (``compose_once``): for its identity, or
+to check that it composes before any job starts, and the launcher takes that composition.
 """
 
 from pathlib import Path
@@ -15,11 +18,31 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from runner.sweeps import resume
+from runner.sweeps.compose_once import composing_once
 from runner.sweeps.parent import sweep_parent
 
 
 class GridSweeper(BasicSweeper):
+    def setup(self, *, hydra_context, task_function, config):
+        super().setup(
+            hydra_context=composing_once(hydra_context), task_function=task_function, config=config
+        )
+
+    def validate_batch_is_legal(self, batch):
+        """Compose every job of the batch before any starts, as Hydra's sweeper does, and keep
+        the compositions for the launcher."""
+        loader = self.hydra_context.config_loader
+        loader.forget()
+        for overrides in batch:
+            loader.compose(self.config, overrides)
+
     def sweep(self, arguments):
+        try:
+            return self._sweep(arguments)
+        finally:
+            self.hydra_context.config_loader.forget()
+
+    def _sweep(self, arguments):
         parent = sweep_parent()
         if parent is None:
             return super().sweep(arguments)

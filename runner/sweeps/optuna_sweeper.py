@@ -14,7 +14,8 @@ RetryFailedTrialCallback does): its job runs again, and the earlier run is marke
 Why not Optuna's own storage (``hydra.sweeper.storage``): Optuna 2.10, the newest that
 hydra-optuna-sweeper 1.3 accepts, cannot open an RDB storage under SQLAlchemy 2 (which MLflow
 brings): "database is locked". And the tracking store holds the trials anyway, a server too.
-An untracked sweep has no parent: Hydra's sweeper as it is, in memory.
+An untracked sweep has no parent: Hydra's sweeper as it is, in memory. A trial's config is
+composed once in this process (``compose_once``): for its identity, then taken by the launcher.
 """
 
 import logging
@@ -33,6 +34,7 @@ from optuna.trial import TrialState, create_trial
 
 from runner.errors import ConfigError
 from runner.sweeps import resume
+from runner.sweeps.compose_once import composing_once
 from runner.sweeps.parent import sweep_parent
 from runner.tracking import tags
 
@@ -40,6 +42,11 @@ log = logging.getLogger("runner")
 
 
 class ResumableStudy(OptunaSweeperImpl):
+    def setup(self, *, hydra_context, task_function, config):
+        super().setup(
+            hydra_context=composing_once(hydra_context), task_function=task_function, config=config
+        )
+
     def sweep(self, arguments):
         self.parent = sweep_parent()
         if self.parent is None:
@@ -79,6 +86,7 @@ class ResumableStudy(OptunaSweeperImpl):
         overrides = super()._configure_trials(trials, search_space_distributions, fixed_params)
         if self.parent is not None:
             self.job_idx = trials[0].number
+            self.hydra_context.config_loader.forget()  # the last batch's, not launched
             identities = resume.job_identities(self.hydra_context, self.config, overrides)
             resume.supersede(self.parent, identities)
         return overrides

@@ -72,10 +72,11 @@ def job_identities(hydra_context, config, jobs):
     """The identity of each job (a list of overrides), from the config Hydra composes for it.
 
     The same composition Hydra's launchers make for the job, so it also checks that every job
-    composes before any starts.
+    composes before any starts; the sweeper's loader (``compose_once.ComposedOnce``) keeps it
+    for the launcher.
     """
     loader = hydra_context.config_loader
-    return [job_identity(task_config(loader.load_sweep_config(config, list(job)))) for job in jobs]
+    return [job_identity(task_config(loader.compose(config, job))) for job in jobs]
 
 
 def pending_jobs(parent, identities):
