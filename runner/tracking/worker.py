@@ -361,17 +361,15 @@ def _history_metrics(history):
 
 
 def describe_and_prepare(session):
-    """Describe a new run, then pay while it trains what logging results costs only once.
+    """Describe a new run, then pay while it trains what logging a model costs only once.
 
-    That is matplotlib's import (about a second) and the check of the model's requirements
-    (about a second: MLflow scans every installed distribution once per process).
+    That is the check of the model's requirements (about a second: MLflow scans every
+    installed distribution once per process).
     """
     try:
         session.describe()
     except OutageOutlasted:
         return  # the run's end tries again, and saves what the store lacks if it must
-    import runner.tracking.artifacts  # noqa: F401
-
     if session.start.log_model:
         pip_requirements()
 
@@ -443,7 +441,13 @@ def serve(inbox, reply):
 
 
 def log_later(later, reply):
-    """The second thread of ``serve``: each run's slow part, in the order it came."""
+    """The second thread of ``serve``: each run's slow part, in the order it came.
+
+    It first imports matplotlib (a second), which every run's end needs: a sweep's worker is
+    ready seconds before the sweep's first job starts.
+    """
+    import runner.tracking.artifacts  # noqa: F401
+
     while (item := later.get()) is not None:
         session, message = item
         if not session.over and not _handle_later(session, message, reply):
