@@ -477,22 +477,35 @@ def end_tracker(tracker, err, killed, wait):
 
 
 def finish_tracker(tracker, outcome: Outcome, wait):
-    """Send the final metrics and the weights; the worker logs the artifacts and the model.
+    """Draw the run's figures beside its weights, then send the final metrics and the paths;
+    the worker logs the artifacts and the model.
+
+    The figures are drawn here, not in the worker: this process would only wait, while the
+    worker is busy with MLflow (see runner.tracking.figures).
 
     wait : a single run waits until its run is stored and says where it went; a sweep's job
         returns once its run exists and is logged while the next job trains (the sweep's end
         waits, and so does the process before it exits).
     """
+    from runner.tracking.figures import draw_figures  # matplotlib: only a tracked run's end
+
     final = dict(outcome.test_metrics)
     if outcome.fit.best_epoch is not None:
         final["best_epoch"] = outcome.fit.best_epoch
     step = len(outcome.fit.history)
-    if not wait:
-        tracker.finish(outcome.weights_path, final, step, wait=False)
-        return
-    log.info("logging the run to MLflow...")
+    if wait:
+        log.info("logging the run to MLflow...")
     try:
-        reply = tracker.finish(outcome.weights_path, final, step)
+        figures = ()
+        try:
+            figures = draw_figures(
+                outcome.fit.history, outcome.net, outcome.dataset, outcome.weights_path.parent
+            )
+        finally:  # also when drawing was interrupted: the run trained to its end
+            tracker.finish(outcome.weights_path, final, step, figures, wait=False)
+        if not wait:
+            return
+        reply = tracker.wait()
     except (KeyboardInterrupt, Terminated):
         log.error("interrupted while logging: the tracking worker finishes the run by itself")
         raise

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from runner import pipeline
 from runner.tracking import messages
 from runner.tracking.client import TrackingWorker, start_message
+from runner.tracking.figures import draw_figures
 from runner.tracking.worker import RunSession
 from tests.helpers import compose_run_config
 
@@ -174,10 +175,12 @@ def test_the_next_run_is_created_while_the_last_one_is_still_being_logged(start,
     serving = threading.Thread(target=worker.serve, args=(inbox, replies.put))
     serving.start()
     weights = f"{start.output_dir}/weights.npz"
-    pipeline.prepare(compose_run_config()).net.save(weights)
+    parts = pipeline.prepare(compose_run_config())
+    parts.net.save(weights)
+    figures = draw_figures([epoch_metrics(1)], parts.net, parts.dataset, start.output_dir)
     try:
         inbox.put(dataclasses.replace(start, run=0))
-        inbox.put(messages.Finish(0, weights, rows(1, epoch_metrics(1), FIRST)))
+        inbox.put(messages.Finish(0, weights, rows(1, epoch_metrics(1), FIRST), figures))
         assert logging_held.wait(120)
         inbox.put(dataclasses.replace(start, run=1, run_name="second"))
         answered = [replies.get(timeout=120), replies.get(timeout=120)]
@@ -187,7 +190,7 @@ def test_the_next_run_is_created_while_the_last_one_is_still_being_logged(start,
         ]
         assert MlflowClient(start.uri).get_run(answered[1].info.run_id).info.status == "RUNNING"
         release.set()
-        inbox.put(messages.Finish(1, weights, rows(1, epoch_metrics(1), FIRST)))
+        inbox.put(messages.Finish(1, weights, rows(1, epoch_metrics(1), FIRST), figures))
         done = [replies.get(timeout=120), replies.get(timeout=120)]
         assert [(type(r), r.run) for r in done] == [(messages.Done, 0), (messages.Done, 1)]
     finally:
@@ -198,6 +201,6 @@ def test_the_next_run_is_created_while_the_last_one_is_still_being_logged(start,
     for reply in done:
         run = client.get_run(reply.info.run_id)
         assert run.info.status == "FINISHED"
-        assert {"loss_curve.png", "layers.json", "config.yaml"} <= {
+        assert {"loss_curve.png", "confusion_matrix.png", "layers.json", "config.yaml"} <= {
             artifact.path for artifact in client.list_artifacts(run.info.run_id)
         }

@@ -340,8 +340,9 @@ class TrackedRun:
             self.worker.send(messages.Metrics(self.number, self._metrics))
             self._metrics = []
 
-    def finish(self, weights_path, metrics, step, wait=True):
-        """Send the final metrics (at ``step``) and the weights; the worker logs the rest.
+    def finish(self, weights_path, metrics, step, figures=(), wait=True):
+        """Send the final metrics (at ``step``), the weights and the figures' paths; the
+        worker logs the rest.
 
         wait : wait until the run is stored and FINISHED, and return the worker's reply
             (``Done`` or, after a long outage, ``Unsent``). Without it, return once the
@@ -350,7 +351,8 @@ class TrackedRun:
         timestamp = int(time.time() * 1000)
         rows = [(key, float(value), step, timestamp) for key, value in metrics.items()]
         self.flush()
-        return self._close(messages.Finish(self.number, str(weights_path), rows), wait)
+        finish = messages.Finish(self.number, str(weights_path), rows, tuple(figures))
+        return self._close(finish, wait)
 
     def end(self, status, reason, wait=True):
         """End the run as FAILED or KILLED with a reason (once; later calls return None)."""

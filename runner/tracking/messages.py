@@ -114,11 +114,12 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Finish:
-    """The run trained to the end: its last metrics and where its weights are."""
+    """The run trained to the end: its last metrics, where its weights and its figures are."""
 
     run: int
     weights_path: str
     rows: list
+    figures: tuple = ()  # PNG files the training process drew, logged under their names
 
 
 @dataclass(frozen=True)

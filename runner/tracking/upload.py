@@ -29,7 +29,8 @@ def upload(path):
     session.log_metrics([tuple(row) for row in saved["pending"]])
     kind, fields = saved["last"]
     if kind == "finish":
-        session.finish(messages.Finish(start.run, fields["weights_path"], fields["rows"]))
+        figures = tuple(fields.get("figures", ()))  # none in files of earlier versions
+        session.finish(messages.Finish(start.run, fields["weights_path"], fields["rows"], figures))
     else:
         session.end(fields["status"], fields["reason"])
     path.rename(path.with_name("mlflow_unsent.uploaded.json"))

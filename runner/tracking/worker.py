@@ -2,13 +2,13 @@
 
 ``python -m runner.tracking`` (which lowers its priority first) serves one training process
 for as long as it lives: a single run, or every job a sweep gives that process. MLflow is
-imported, the store opened and the plotting library loaded once, not once per run. It reads
+imported and the store opened once, not once per run. It reads
 the messages of ``runner.tracking.messages`` on stdin (a thread reads them as they come, so
 the training side never waits on a full pipe) and answers on stdout.
 
 Runs are served in order: ``Start``, ``Metrics``..., then ``Finish`` or ``End``. One thread
 creates each run and sends its metrics as they come; a second logs the slow part of each run
-in turn (its tables, then at its end its figures and model), so a job's artifacts and model
+in turn (its tables, then at its end its weights, figures and model), so a job's artifacts and model
 are logged while the next job already trains, and that job's run exists at once.
 End-of-file after a run's ``Finish`` or ``End`` is the normal end; a run that got neither
 (its training process was killed, even by SIGKILL) is ended FAILED, never left RUNNING. A
@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_info
 from runner.engine import MLP
 from runner.errors import one_line
 from runner.tracking import messages
+from runner.tracking.artifacts import confusion_counts, confusion_table
 from runner.tracking.model import log_model, pip_requirements
 from runner.tracking.repository import git_tags
 from runner.tracking.store import ensure_experiment, open_store
@@ -266,25 +267,18 @@ class RunSession:
         self._retrying(lambda: self._log_results(result))
 
     def _log_results(self, result):
-        from runner.tracking.artifacts import (
-            confusion_counts,
-            confusion_figure,
-            confusion_table,
-            loss_curve,
-        )
-
         self._activate()
         data = self.start.data
         weights = Path(result.weights_path)
         mlflow.log_artifact(str(weights))
-        mlflow.log_figure(loss_curve(self.history), "loss_curve.png")
+        for figure in result.figures:
+            mlflow.log_artifact(figure)
         net = MLP.load(weights, self.start.activations)
         if data.task == "classification" and data.test.X.shape[0]:
             predicted = net.predict_classes(data.test.X)
             names = list(data.class_names)
             counts = confusion_counts(data.test.targets, predicted, len(names))
             mlflow.log_table(confusion_table(counts, names), "confusion_matrix.json")
-            mlflow.log_figure(confusion_figure(counts, names), "confusion_matrix.png")
         if self.start.log_model:
             with tempfile.TemporaryDirectory() as workdir:
                 log_model(net, data, weights, workdir)
@@ -316,7 +310,14 @@ class RunSession:
             for step, value in steps.items()
         ]
         last = (
-            ["finish", {"weights_path": last_message.weights_path, "rows": last_message.rows}]
+            [
+                "finish",
+                {
+                    "weights_path": last_message.weights_path,
+                    "rows": last_message.rows,
+                    "figures": list(last_message.figures),
+                },
+            ]
             if isinstance(last_message, messages.Finish)
             else ["end", {"status": last_message.status, "reason": last_message.reason}]
         )
@@ -441,13 +442,7 @@ def serve(inbox, reply):
 
 
 def log_later(later, reply):
-    """The second thread of ``serve``: each run's slow part, in the order it came.
-
-    It first imports matplotlib (a second), which every run's end needs: a sweep's worker is
-    ready seconds before the sweep's first job starts.
-    """
-    import runner.tracking.artifacts  # noqa: F401
-
+    """The second thread of ``serve``: each run's slow part, in the order it came."""
     while (item := later.get()) is not None:
         session, message = item
         if not session.over and not _handle_later(session, message, reply):
