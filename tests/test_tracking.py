@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -75,6 +76,11 @@ def test_default_run_is_fully_tracked(project_dir, fluent_uri):
     )
     layers = pd.DataFrame(table["data"], columns=table["columns"])
     assert list(layers["W_shape"]) == ["(4, 8)", "(8, 8)", "(8, 3)"]
+    # The figures are drawn beside the weights and logged as they are.
+    for figure in ("loss_curve.png", "confusion_matrix.png"):
+        (drawn,) = project_dir.glob(f"outputs/*/*/{figure}")
+        logged = client.download_artifacts(run_id, figure, str(project_dir))
+        assert Path(logged).read_bytes() == drawn.read_bytes()
     assert list(layers["params"]) == [40, 72, 27]
     assert run.data.tags["command"] == "python -m runner"
     # MLflow's UI: the experiment opens on its runs; the Source column names the command (not

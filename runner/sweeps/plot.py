@@ -7,7 +7,7 @@ sit on a numeric axis (logarithmic when they span two decades or more, as learni
 anything else (model names) in the order of the jobs.
 
 matplotlib's object API with the Agg canvas, as for the runs' own figures
-(runner/tracking/artifacts.py): no pyplot, no display. Import this module lazily: matplotlib
+(runner/tracking/figures.py): no pyplot, no display. Import this module lazily: matplotlib
 costs a second to import.
 """
 

@@ -1,12 +1,13 @@
 """The training process's side of tracking: it never imports MLflow.
 
 MLflow runs in one worker process per training process (``runner.tracking.worker``), fed
-through a pipe and alive across every run (sweep job) of that process: ``import mlflow``,
-opening the store and loading matplotlib are paid once, on the other core, and cannot slow a
-training step through the GIL. The training loop only appends to a list; a writer thread
-ships batches to the worker, which reads them as they come, so a full pipe never blocks a
-step. If this process dies, even by SIGKILL, the worker reads end-of-file and ends every run
-it got no end for as FAILED: a run is never left RUNNING.
+through a pipe and alive across every run (sweep job) of that process: ``import mlflow`` and
+opening the store are paid once, on the other core, and cannot slow a training step through
+the GIL (a run's figures are drawn here, once it has trained: ``runner.tracking.figures``).
+The training loop only appends to a list; a writer thread ships batches to the worker, which
+reads them as they come, so a full pipe never blocks a step. If this process dies, even by
+SIGKILL, the worker reads end-of-file and ends every run it got no end for as FAILED: a run
+is never left RUNNING.
 """
 
 import atexit
