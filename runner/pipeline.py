@@ -487,8 +487,6 @@ def finish_tracker(tracker, outcome: Outcome, wait):
         returns once its run exists and is logged while the next job trains (the sweep's end
         waits, and so does the process before it exits).
     """
-    from runner.tracking.figures import draw_figures  # matplotlib: only a tracked run's end
-
     final = dict(outcome.test_metrics)
     if outcome.fit.best_epoch is not None:
         final["best_epoch"] = outcome.fit.best_epoch
@@ -498,6 +496,8 @@ def finish_tracker(tracker, outcome: Outcome, wait):
     try:
         figures = ()
         try:
+            from runner.tracking.figures import draw_figures  # matplotlib: a tracked run's end
+
             figures = draw_figures(
                 outcome.fit.history, outcome.net, outcome.dataset, outcome.weights_path.parent
             )

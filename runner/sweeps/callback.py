@@ -44,14 +44,18 @@ class SweepTracking(Callback):
         if not config.tracking.enabled:
             return
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
+        uri = resolve_uri(config.tracking.uri)
+        check_reachable(uri)
+        if hydra_cfg.runtime.choices.get("hydra/launcher", "basic") == "basic":
+            # The jobs run here. Their worker imports MLflow and opens the store on the other
+            # core while this process does the same to create the parent run.
+            tracking.tracking_worker()
 
         from runner.tracking.store import ensure_experiment, open_store
 
-        uri = resolve_uri(config.tracking.uri)
-        check_reachable(uri)
         client = open_store(uri)
         experiment_id = ensure_experiment(client, config.experiment, default_artifact_root(uri))
-        hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
         identity = resume.sweep_identity_of(config)
         overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
         run_id = continued_parent(client, experiment_id, config, identity) or new_parent(
@@ -67,8 +71,6 @@ class SweepTracking(Callback):
             "swept": swept_keys(overrides, hydra_cfg.sweeper.get("params")),
         }
         os.environ[PARENT_ENV] = json.dumps(parent)
-        if hydra_cfg.runtime.choices.get("hydra/launcher", "basic") == "basic":
-            tracking.tracking_worker()  # the jobs run here: their worker starts with the sweep
 
     def on_multirun_end(self, config, **kwargs):
         parent = sweep_parent()
