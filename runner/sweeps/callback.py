@@ -52,9 +52,12 @@ class SweepTracking(Callback):
             # core while this process does the same to create the parent run.
             tracking.tracking_worker()
 
-        from runner.tracking.store import ensure_experiment, open_store
+        from runner.tracking.collector import imports_without_collection
 
-        client = open_store(uri)
+        with imports_without_collection():
+            from runner.tracking.store import ensure_experiment, open_store
+
+            client = open_store(uri)
         experiment_id = ensure_experiment(client, config.experiment, default_artifact_root(uri))
         identity = resume.sweep_identity_of(config)
         overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]

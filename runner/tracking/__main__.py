@@ -12,7 +12,6 @@ is imported (most of the worker's start-up): a process that closes the pipe befo
 run (``--help``, an untracked run) ends the worker at once.
 """
 
-import gc
 import os
 import pickle
 import queue
@@ -43,15 +42,10 @@ def main():
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     threading.Thread(target=read_stdin, args=(inbox, started), daemon=True).start()
 
-    # MLflow's import leaves some 160,000 objects that live as long as the worker: the cyclic
-    # garbage collector would walk them all in each full collection (about 0.08 s each, several
-    # during the import and the first runs). Collect nothing while importing, then set them
-    # aside for good.
-    gc.disable()
-    from runner.tracking import worker
+    from runner.tracking.collector import imports_without_collection
 
-    gc.freeze()
-    gc.enable()
+    with imports_without_collection():
+        from runner.tracking import worker
 
     def reply(message):
         try:

@@ -45,6 +45,7 @@ from runner.engine import MLP
 from runner.errors import one_line
 from runner.tracking import messages
 from runner.tracking.artifacts import confusion_counts, confusion_table
+from runner.tracking.collector import imports_without_collection
 from runner.tracking.model import log_model, pip_requirements
 from runner.tracking.repository import git_tags
 from runner.tracking.store import ensure_experiment, open_store
@@ -69,7 +70,8 @@ class Stores:
 
     def client(self, uri):
         if uri not in self.clients:
-            self.clients[uri] = open_store(uri)
+            with imports_without_collection():  # a SQLite store imports SQLAlchemy's store
+                self.clients[uri] = open_store(uri)
         return self.clients[uri]
 
     def experiment_id(self, uri, name, artifact_root):
