@@ -261,15 +261,21 @@ def check_model_fits_data(cfg: RunConfig, dataset):
 def build_model(cfg: RunConfig, rng):
     """The network the model config describes, from ``init_from``'s weights when set."""
     m = cfg.model
-    net = MLP(
-        list(m.layers),
-        m.layer_activations(),
-        bias=m.bias,
-        init=m.init,
-        init_std=m.init_std,
-        dtype=cfg.dtype,
-        rng=rng,
-    )
+    try:
+        net = MLP(
+            list(m.layers),
+            m.layer_activations(),
+            bias=m.bias,
+            init=m.init,
+            init_std=m.init_std,
+            dtype=cfg.dtype,
+            rng=rng,
+        )
+    except MemoryError as err:
+        raise ConfigError(
+            f"model.layers={list(m.layers)} is too large for this machine ({err}); "
+            f"use smaller layers"
+        ) from None
     if cfg.init_from:
         try:
             net.load_weights(cfg.init_from)

@@ -128,3 +128,8 @@ def test_sgd_step_matches_scikit_learn():
     SGD(net).step(0.1)
     for theirs, ours in zip(clf.coefs_ + clf.intercepts_, net.weights + net.biases, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_a_network_too_large_to_allocate_says_how_many_parameters_it_has():
+    with pytest.raises(MemoryError, match="73,786,976,294,838,206,467 parameters"):
+        MLP([4, 2**63, 3], ["relu", "softmax"])  # 4·2**63 + 2**63 + 2**63·3 + 3

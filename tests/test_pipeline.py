@@ -181,3 +181,13 @@ def test_the_pipeline_runs_a_job_without_hydra(tmp_path):
         "run_id": None,
         "uri": None,
     }
+
+
+# 2**45 hidden units: a petabyte of weights, beyond any address space; 2**62 and 2**63: more
+# elements than a NumPy array can index (np.prod of the shape wrapped 4 * 2**62 around to 0).
+@pytest.mark.parametrize("hidden", [2**45, 2**62, 2**63])
+def test_a_model_too_large_for_memory_is_a_config_error_naming_the_layers(hidden):
+    cfg = compose_run_config(f"model.layers=[4,{hidden},3]")
+    with pytest.raises(ConfigError, match=rf"model.layers=\[4, {hidden}, 3\] is too large") as err:
+        pipeline.prepare(cfg)
+    assert "\n" not in str(err.value)

@@ -6,6 +6,7 @@ checkpoint is one array. A training pass does one matmul per layer forward and t
 (dW = Xᵀ Δ, dX = Δ Wᵀ) into buffers allocated once per batch size and reused every step.
 """
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -74,9 +75,15 @@ class MLP:
         self.bias = bool(bias)
         self.dtype = _check_dtype(dtype)
         shapes = self._param_shapes()
-        sizes = [int(np.prod(shape)) for shape in shapes.values()]
-        self.flat_params = np.zeros(sum(sizes), self.dtype)
-        self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        sizes = [math.prod(shape) for shape in shapes.values()]  # exact: np.prod wraps around
+        try:
+            self.flat_params = np.zeros(sum(sizes), self.dtype)
+            self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        except (MemoryError, ValueError):  # ValueError: more elements than an array can index
+            raise MemoryError(
+                f"layer_sizes {self.layer_sizes} have {sum(sizes):,} parameters: their "
+                f"{self.dtype} values and gradients do not fit in this machine's memory"
+            ) from None
         self.params = self._views(self.flat_params, shapes, sizes)
         self.grads = self._views(self.flat_grads, shapes, sizes)
         self.weights = [self.params[f"W{i}"] for i in range(1, self.n_layers + 1)]
