@@ -51,7 +51,7 @@ def _save(figure, path):
 def loss_curve(history):
     """Train and validation loss against epoch.
 
-    history : {metric name: {epoch: value}} as received from the training process.
+    history : {metric name: {epoch: value}}, as ``draw_figures`` arranges the trainer's.
     """
     figure = Figure(figsize=(6, 4), dpi=100)
     axes = figure.add_subplot()
@@ -64,8 +64,8 @@ def loss_curve(history):
     axes.set_title("Loss by epoch")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right")  # where falling curves leave room, without the search
-    # Fixed margins: tight_layout would draw the figure once more to measure it (a run's
-    # figures are most of the worker's time per run of a sweep).
+    # Fixed margins: tight_layout would draw the figure once more to measure it (every job
+    # of a sweep draws its own).
     figure.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
     return figure
 
