@@ -2,14 +2,15 @@
 
 ``python -m runner.tracking`` (which lowers its priority first) serves one training process
 for as long as it lives: a single run, or every job a sweep gives that process. MLflow is
-imported and the store opened once, not once per run. It reads
-the messages of ``runner.tracking.messages`` on stdin (a thread reads them as they come, so
-the training side never waits on a full pipe) and answers on stdout.
+imported and the store opened once, not once per run. It reads the messages of
+``runner.tracking.messages`` on stdin (a thread reads them as they come, so the training side
+never waits on a full pipe) and answers on stdout.
 
 Runs are served in order: ``Start``, ``Metrics``..., then ``Finish`` or ``End``. One thread
 creates each run and sends its metrics as they come; a second logs the slow part of each run
-in turn (its tables, then at its end its weights, figures and model), so a job's artifacts and model
-are logged while the next job already trains, and that job's run exists at once.
+in turn (its tables, then at its end its weights, the figures the training process drew, and
+its model), so a job's artifacts and model are logged while the next job already trains, and
+that job's run exists at once.
 End-of-file after a run's ``Finish`` or ``End`` is the normal end; a run that got neither
 (its training process was killed, even by SIGKILL) is ended FAILED, never left RUNNING. A
 run whose tracking fails is ended FAILED with the reason and the worker goes on with the next
