@@ -1,10 +1,14 @@
 """One MLflow parent run per Hydra sweep, with a child run per job.
 
 ``SweepTracking`` is a Hydra callback (see ``hydra.callbacks`` in runner/conf/config.yaml). At the
-start of a multirun, in the launching process and before any job starts, it creates the
-store's tables, the experiment and the parent run, and (for the basic launcher and the Optuna
-sweeper, whose jobs run in this process) starts the process's tracking worker. Jobs learn the
-parent from an environment variable, which the joblib launcher's worker processes inherit.
+start of a multirun, in the launching process and before any job starts, it starts the
+process's tracking worker and asks it to create the store's tables, the experiment and the
+parent run (or to reopen the sweep's earlier one): the worker imports MLflow on the other core
+while runner's sweepers compose the jobs' configs, and they wait for the parent run only to
+launch (``runner.sweeps.parent``). This process imports MLflow only at the sweep's end. For the
+basic launcher and the Optuna sweeper, whose jobs run in this process, the same worker logs the
+jobs' runs. Jobs learn the parent from an environment variable, which the joblib launcher's
+worker processes inherit.
 
 Jobs do not wait for their runs to be logged: each process's tracking worker logs a job's
 artifacts and model while the next job trains; a job does return only once its run exists in
@@ -15,18 +19,18 @@ the entry point then calls ``end_open_sweep``, which waits the same way and ends
 FAILED or KILLED, never RUNNING.
 """
 
-import json
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
 from runner.sweeps import resume
-from runner.sweeps.parent import PARENT_ENV, sweep_parent
+from runner.sweeps.parent import forget_parent, open_later, sweep_parent
 from runner.tracking import client as tracking
-from runner.tracking import tags
+from runner.tracking import messages, tags
 from runner.tracking.client import check_reachable, default_artifact_root, resolve_uri
 from runner.tracking.repository import git_tags
 
@@ -47,40 +51,29 @@ class SweepTracking(Callback):
         hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
         uri = resolve_uri(config.tracking.uri)
         check_reachable(uri)
-        if hydra_cfg.runtime.choices.get("hydra/launcher", "basic") == "basic":
-            # The jobs run here. Their worker imports MLflow and opens the store on the other
-            # core while this process does the same to create the parent run.
-            tracking.tracking_worker()
-
-        from runner.tracking.collector import imports_without_collection
-
-        with imports_without_collection():
-            from runner.tracking.store import ensure_experiment, open_store
-
-            client = open_store(uri)
-        experiment_id = ensure_experiment(client, config.experiment, default_artifact_root(uri))
-        identity = resume.sweep_identity_of(config)
         overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
-        run_id = continued_parent(client, experiment_id, config, identity) or new_parent(
-            client, experiment_id, config, identity
+        # The worker imports MLflow, opens the store and opens the parent run on the other
+        # core; for the basic launcher and the Optuna sweeper it then logs the jobs' runs.
+        asked = tracking.tracking_worker().ask(
+            partial(open_sweep_request, config, uri, resume.sweep_identity_of(config))
         )
-        parent = {
-            "run_id": run_id,
+        fields = {
             "uri": uri,
-            "experiment_id": experiment_id,
             "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()),
             "stall_s": config.tracking.outage_wait_s + STALL_MARGIN_S,
             "launcher_pid": os.getpid(),
             "swept": swept_keys(overrides, hydra_cfg.sweeper.get("params")),
         }
-        os.environ[PARENT_ENV] = json.dumps(parent)
+        open_later(asked, fields)
+        if not resume.is_resumable(config):
+            sweep_parent()  # another sweeper launches without asking: its jobs need it now
 
     def on_multirun_end(self, config, **kwargs):
         parent = sweep_parent()
         if parent is not None:
             wait_for_children(parent)
             finish_sweep(parent)
-            del os.environ[PARENT_ENV]
+            forget_parent()
 
 
 def swept_keys(overrides, search_space):
@@ -93,54 +86,35 @@ def swept_keys(overrides, search_space):
     return keys + [key for key in search_space or {} if key not in keys]
 
 
-def continued_parent(client, experiment_id, config, identity):
-    """The id of the earlier parent run this sweep continues, reopened; None for a new sweep.
-
-    The newest parent with the sweep's identity, unless ``sweep.restart=true`` or the sweeper
-    does not leave out finished jobs (then running them all again under it would repeat them).
-    """
-    from runner.tracking.lookup import latest_sweep
-
-    if config.sweep.restart or not resume.is_resumable(config):
-        return None
-    found = latest_sweep(client, experiment_id, identity)
-    if found is None:
-        return None
-    resume.reopen(client, found, experiment_id)
-    log.info(f"sweep continues MLflow parent run {found.info.run_name} ({found.info.run_id})")
-    return found.info.run_id
-
-
-def new_parent(client, experiment_id, config, identity):
-    """Create the sweep's parent run, named and tagged after its overrides; its id."""
-    from mlflow.entities import Param
-
+def open_sweep_request(config, uri, identity, number):
+    """The OpenSweep request for this sweep: continue its newest parent run, unless
+    ``sweep.restart=true`` or the sweeper does not leave out finished jobs (running them all
+    again under it would repeat them); else a new one, named and tagged after its overrides."""
     hydra_cfg = config.hydra
     overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("hydra.")]
     sweeper = hydra_cfg.runtime.choices.get("hydra/sweeper", "basic")
     launcher = hydra_cfg.runtime.choices.get("hydra/launcher", "basic")
     shown = [sweeper] if sweeper not in ("basic", "grid") else []
-    name = "-".join(["sweep", *shown, *overrides])
-    run = client.create_run(
-        experiment_id,
-        run_name=name[:250],
+    return messages.OpenSweep(
+        request=number,
+        uri=uri,
+        experiment=config.experiment,
+        artifact_root=default_artifact_root(uri),
+        identity=identity,
+        resume=resume.is_resumable(config) and not config.sweep.restart,
+        run_name="-".join(["sweep", *shown, *overrides])[:250],
         tags={
             tags.SWEEP: "true",
             tags.SWEEP_IDENTITY: identity,
             **tags.source(" ".join(["python -m runner -m", *overrides])),
             **git_tags(),
         },
+        params={
+            "sweep.overrides": " ".join(overrides)[:6000],
+            "sweep.sweeper": sweeper,
+            "sweep.launcher": launcher,
+        },
     )
-    client.log_batch(
-        run.info.run_id,
-        params=[
-            Param("sweep.overrides", " ".join(overrides)[:6000]),
-            Param("sweep.sweeper", sweeper),
-            Param("sweep.launcher", launcher),
-        ],
-    )
-    log.info(f"sweep tracked as MLflow parent run {name} ({run.info.run_id})")
-    return run.info.run_id
 
 
 def wait_for_children(parent):
@@ -152,7 +126,10 @@ def wait_for_children(parent):
     Ctrl-C of a sweep whose jobs share this machine's folder; a Ray cluster's other nodes do
     not). A child that makes no progress for ``stall_s`` (its worker killed outright) is left.
     """
-    from mlflow import MlflowClient
+    from runner.tracking.collector import imports_without_collection
+
+    with imports_without_collection():  # this process's first MLflow import: the sweep's end
+        from mlflow import MlflowClient
 
     tracking.drain()
     client = MlflowClient(parent["uri"])
@@ -246,4 +223,4 @@ def end_open_sweep(status, reason):
     client = MlflowClient(parent["uri"])
     client.set_tag(parent["run_id"], "failure_reason", reason[:5000])
     client.set_terminated(parent["run_id"], status)
-    del os.environ[PARENT_ENV]
+    forget_parent()

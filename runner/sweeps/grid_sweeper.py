@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from runner.sweeps import resume
 from runner.sweeps.compose_once import composing_once
-from runner.sweeps.parent import sweep_parent
+from runner.sweeps.parent import sweep_parent, sweep_tracked
 
 
 class GridSweeper(BasicSweeper):
@@ -43,8 +43,7 @@ class GridSweeper(BasicSweeper):
             self.hydra_context.config_loader.forget()
 
     def _sweep(self, arguments):
-        parent = sweep_parent()
-        if parent is None:
+        if not sweep_tracked():
             return super().sweep(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
@@ -53,7 +52,9 @@ class GridSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's sweeper does
 
+        # Composed while the tracking worker opens the parent run, which launching waits for.
         identities = resume.job_identities(self.hydra_context, self.config, jobs)
+        parent = sweep_parent()
         returns = []
         for first, numbers in consecutive_runs(
             resume.pending_jobs(parent, identities), self.max_batch_size

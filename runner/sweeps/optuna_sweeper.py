@@ -36,7 +36,6 @@ from runner.errors import ConfigError
 from runner.sweeps import resume
 from runner.sweeps.compose_once import composing_once
 from runner.sweeps.parent import sweep_parent
-from runner.tracking import tags
 
 log = logging.getLogger("runner")
 
@@ -92,37 +91,37 @@ class ResumableStudy(OptunaSweeperImpl):
         return overrides
 
 
-def rebuild(study, children, space):
-    """Add a trial per job number of the sweep's children, in order, so numbers match.
+def rebuild(study, trials, space):
+    """Add a trial per job number of the sweep's children (``messages.Trial``), in order, so
+    numbers match.
 
     A FINISHED child is a COMPLETE trial valued by its final val_loss (train_loss without a
     validation split); any other a FAIL trial, asked again with its parameters (enqueued after
     the others, so it takes the next number) unless a later attempt superseded it; a number
     without a child (stopped before its run existed) a FAIL trial.
     """
-    by_number = {int(run.data.tags[tags.SWEEP_JOB]): run for run in children}
+    by_number = {trial.number: trial for trial in trials}
     again = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="add_trial is experimental")
         for number in range(max(by_number, default=-1) + 1):
-            study.add_trial(past_trial(by_number.get(number), space))
-            run = by_number.get(number)
-            if run and run.info.status != "FINISHED" and tags.SUPERSEDED not in run.data.tags:
-                again.append(trial_params(run.data.tags.get(tags.OVERRIDES, ""), space))
+            child = by_number.get(number)
+            study.add_trial(past_trial(child, space))
+            if child and child.status != "FINISHED" and not child.superseded:
+                again.append(trial_params(child.overrides, space))
         for params in again:
             study.enqueue_trial(params)
 
 
-def past_trial(run, space):
-    """The FrozenTrial of a child run (None: a FAIL trial without parameters)."""
-    if run is None:
+def past_trial(child, space):
+    """The FrozenTrial of a child run's Trial (None: a FAIL trial without parameters)."""
+    if child is None:
         return create_trial(state=TrialState.FAIL)
-    params = trial_params(run.data.tags.get(tags.OVERRIDES, ""), space)
+    params = trial_params(child.overrides, space)
     distributions = {name: space[name] for name in params}
-    if run.info.status != "FINISHED":
+    if child.status != "FINISHED":
         return create_trial(state=TrialState.FAIL, params=params, distributions=distributions)
-    metrics = run.data.metrics
-    value = metrics.get("val_loss", metrics.get("train_loss", math.inf))
+    value = child.metrics.get("val_loss", child.metrics.get("train_loss", math.inf))
     return create_trial(value=value, params=params, distributions=distributions)
 
 

@@ -1,25 +1,24 @@
 """Running a sweep again: its parent run found and reopened, its finished jobs left out.
 
-The sweep's start (``callback.SweepTracking``) looks for the newest parent run with the
-sweep's identity (``sweep_identity_of``) and reopens it; the sweepers (``grid_sweeper``,
-``optuna_sweeper``) then ask ``finished_jobs`` which jobs already have a FINISHED child there,
-run the others, and mark the earlier failed or stopped attempts of the jobs they run again
-superseded. Everything here runs in the launching process, before the jobs are launched, so
-it works the same with every launcher.
+The sweep's start (``callback.SweepTracking``) has its tracking worker look for the newest
+parent run with the sweep's identity (``sweep_identity_of``) and reopen it
+(``runner.tracking.parent_runs``); the sweepers (``grid_sweeper``, ``optuna_sweeper``) then
+ask which jobs already have a FINISHED child there (``pending_jobs``), run the others, and mark
+the earlier failed or stopped attempts of the jobs they run again superseded. The store work is
+the worker's, asked from the launching process before the jobs are launched, so it works the
+same with every launcher and this process does not import MLflow.
 """
 
 import logging
+from functools import partial
 
 from omegaconf import OmegaConf
 
 from runner.sweeps.identity import job_identity, sweep_identity
-from runner.tracking import tags
-from runner.tracking.lookup import (
-    child_attempts,
-    existing_experiment,
-    finished_jobs,
-    latest_sweep,
-)
+from runner.sweeps.parent import sweep_run
+from runner.tracking import messages
+from runner.tracking.client import tracking_worker
+from runner.tracking.lookup import existing_experiment, latest_sweep
 
 # The sweepers (hydra.sweeper._target_) that leave out finished jobs: only their sweeps
 # continue a parent run; any other sweeper (hydra/sweeper=basic) starts a new one each time.
@@ -27,7 +26,6 @@ RESUMABLE_SWEEPERS = (
     "hydra_plugins.runner_sweepers.sweepers.GridSweeper",
     "hydra_plugins.runner_sweepers.sweepers.ResumableOptunaSweeper",
 )
-LEFT_RUNNING = "left RUNNING by an earlier run of its sweep that was killed"
 log = logging.getLogger("runner")
 
 
@@ -52,22 +50,6 @@ def is_resumable(config):
     return config.hydra.sweeper.get("_target_") in RESUMABLE_SWEEPERS
 
 
-def reopen(client, parent, experiment_id):
-    """Make an earlier parent run the running sweep's again.
-
-    Its children still RUNNING were left so by a sweep killed outright (nothing else is
-    running this sweep): they are ended FAILED, and their jobs run again.
-    """
-    run_id = parent.info.run_id
-    client.update_run(run_id, status="RUNNING")
-    if "failure_reason" in parent.data.tags:
-        client.delete_tag(run_id, "failure_reason")
-    for child in child_attempts(client, experiment_id, run_id):
-        if child.info.status == "RUNNING":
-            client.set_tag(child.info.run_id, "failure_reason", LEFT_RUNNING)
-            client.set_terminated(child.info.run_id, "FAILED")
-
-
 def job_identities(hydra_context, config, jobs):
     """The identity of each job (a list of overrides), from the config Hydra composes for it.
 
@@ -81,10 +63,8 @@ def job_identities(hydra_context, config, jobs):
 
 def pending_jobs(parent, identities):
     """The numbers of the jobs still to run; prints how many finished before and how many run."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(parent["uri"])
-    finished = finished_jobs(client, parent["experiment_id"], parent["run_id"])
+    asked = tracking_worker().ask(partial(messages.FindFinishedJobs, sweep=sweep_run(parent)))
+    finished = asked.result()
     pending = [number for number, identity in enumerate(identities) if identity not in finished]
     done = len(identities) - len(pending)
     log.info(f"{len(identities)} jobs: {done} already finished, {len(pending)} to run")
@@ -95,26 +75,14 @@ def pending_jobs(parent, identities):
 
 def supersede(parent, identities):
     """Tag the earlier attempts of these jobs that did not finish superseded: they run again."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(parent["uri"])
-    wanted = set(identities)
-    for run in child_attempts(client, parent["experiment_id"], parent["run_id"]):
-        data = run.data.tags
-        if (
-            run.info.status != "FINISHED"
-            and data.get(tags.JOB_IDENTITY) in wanted
-            and tags.SUPERSEDED not in data
-        ):
-            client.set_tag(run.info.run_id, tags.SUPERSEDED, "true")
+    request = partial(messages.SupersedeJobs, sweep=sweep_run(parent), identities=tuple(identities))
+    tracking_worker().ask(request).result()
 
 
 def child_trials(parent):
-    """Every child run of the sweep's parent that has a job number (an Optuna sweep's trials)."""
-    from mlflow import MlflowClient
-
-    runs = child_attempts(MlflowClient(parent["uri"]), parent["experiment_id"], parent["run_id"])
-    return [run for run in runs if tags.SWEEP_JOB in run.data.tags]
+    """A messages.Trial per child run of the sweep's parent that has a job number (an Optuna
+    sweep's trials), oldest first."""
+    return tracking_worker().ask(partial(messages.FindTrials, sweep=sweep_run(parent))).result()
 
 
 def earlier_sweep(config):

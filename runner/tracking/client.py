@@ -175,6 +175,7 @@ class TrackingWorker:
         self.pid = os.getpid()  # the process that owns it (a forked child needs its own)
         self.warm = threading.Event()  # set once the worker has created a run (or died)
         self.runs = {}  # run number → TrackedRun, while the run awaits its last reply
+        self.requests = {}  # request number → Asked, until its answer comes
         self._numbers = itertools.count()
         self._outbox = queue.Queue()
         self._closed = False
@@ -201,6 +202,14 @@ class TrackingWorker:
 
     def send(self, message):
         self._outbox.put(message)
+
+    def ask(self, make_request):
+        """Send a sweep's request, ``make_request(number)``; the Asked takes its answer."""
+        asked = Asked(self)
+        number = next(self._numbers)
+        self.requests[number] = asked
+        self.send(make_request(number))
+        return asked
 
     def written(self):
         """Wait until every message is written whole, holding back an interrupt meanwhile.
@@ -258,8 +267,9 @@ class TrackingWorker:
         try:
             while True:
                 reply = pickle.load(self.process.stdout)
-                run = self.runs.get(reply.run)
-                if run is not None:
+                if isinstance(reply, messages.Answer | messages.Refused):
+                    self.requests.pop(reply.request).receive(reply)
+                elif (run := self.runs.get(reply.run)) is not None:
                     run.receive(reply)
                     if run.done.is_set():
                         del self.runs[reply.run]
@@ -270,6 +280,30 @@ class TrackingWorker:
         for run in list(self.runs.values()):  # the worker died: nobody will answer them
             run.receive(None)
         self.runs.clear()
+
+
+class Asked:
+    """A request to the worker (a sweep's parent run), until its answer comes."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.answered = threading.Event()
+        self.reply = None  # Answer or Refused; None if the worker died first
+
+    def receive(self, reply):
+        self.reply = reply
+        self.answered.set()
+
+    def result(self):
+        """The answer's value; TrackingError if the request failed or the worker died."""
+        while not self.answered.wait(0.5):
+            if not self.worker.answering:
+                self.receive(None)
+        if isinstance(self.reply, messages.Refused):
+            raise TrackingError(self.reply.message)
+        if self.reply is None:
+            raise TrackingError("the MLflow tracking worker stopped; see the messages above")
+        return self.reply.value
 
 
 class TrackedRun:

@@ -3,9 +3,13 @@
 A training process sends, for each run, ``Start`` once, ``Metrics`` any number of times, then
 ``Finish`` or ``End``; runs follow one another on the same pipe, each tagged with its number
 (``run``). The worker answers per run ``Started`` once the run exists (its first one also
-means the worker's start-up is over), and finally ``Done``, ``Unsent`` or ``Failed``. Both
-sides import only this module (NumPy, the standard library and ``runner.encoding``), so
-neither spells a key the other must match.
+means the worker's start-up is over), and finally ``Done``, ``Unsent`` or ``Failed``.
+
+The launching process of a sweep also asks its worker for the parent run's store work
+(``OpenSweep``, ``FindFinishedJobs``, ``SupersedeJobs``, ``FindTrials``), so that it never
+imports MLflow before its jobs start; each request has a number of its own, answered by one
+``Answer`` or ``Refused``. Both sides import only this module (NumPy, the standard library
+and ``runner.encoding``), so neither spells a key the other must match.
 """
 
 import json
@@ -171,6 +175,93 @@ class Failed:
 
     run: int
     message: str
+
+
+@dataclass(frozen=True)
+class OpenSweep:
+    """Create a sweep's parent run, or reopen the newest one with its identity."""
+
+    request: int
+    uri: str
+    experiment: str
+    artifact_root: str | None  # where a new experiment keeps artifacts (None: the server's)
+    identity: str  # runner/sweeps/identity.py: what the sweep runs
+    resume: bool  # continue the newest parent run with this identity, if there is one
+    run_name: str
+    tags: dict
+    params: dict
+
+
+@dataclass(frozen=True)
+class OpenedSweep:
+    """The value of OpenSweep's answer."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    continued: bool  # an earlier parent run, reopened
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """Where a sweep's parent run is: what the requests below act on."""
+
+    uri: str
+    experiment_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class FindFinishedJobs:
+    """Answered with the frozenset of job identities that have a FINISHED child run."""
+
+    request: int
+    sweep: SweepRun
+
+
+@dataclass(frozen=True)
+class SupersedeJobs:
+    """Tag the earlier attempts of these jobs that did not finish superseded (they run again)."""
+
+    request: int
+    sweep: SweepRun
+    identities: tuple
+
+
+@dataclass(frozen=True)
+class FindTrials:
+    """Answered with a Trial for each child run that has a job number, oldest first."""
+
+    request: int
+    sweep: SweepRun
+
+
+@dataclass(frozen=True)
+class Trial:
+    """An Optuna sweep's child run, as the sweeper rebuilds its study from it."""
+
+    number: int  # the job's number in the sweep: the trial's
+    status: str  # the run's MLflow status
+    superseded: bool  # a later attempt of the same job replaced it
+    overrides: str  # the job's overrides as one line (its parameters)
+    metrics: dict  # the run's latest value of each metric
+
+
+@dataclass(frozen=True)
+class Answer:
+    request: int
+    value: object
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The request failed; ``message`` says why, for the person who started the sweep."""
+
+    request: int
+    message: str
+
+
+SWEEP_REQUESTS = (OpenSweep, FindFinishedJobs, SupersedeJobs, FindTrials)
 
 
 def start_to_json(start):

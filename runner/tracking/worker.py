@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_info
 
 from runner.engine import MLP
 from runner.errors import one_line
-from runner.tracking import messages
+from runner.tracking import messages, parent_runs
 from runner.tracking.artifacts import confusion_counts, confusion_table
 from runner.tracking.collector import imports_without_collection
 from runner.tracking.model import log_model, pip_requirements
@@ -400,7 +400,8 @@ def version_tags():
 def serve(inbox, reply):
     """Serve runs until end-of-file; end FAILED any run that got no Finish or End.
 
-    inbox : a queue.Queue of the messages in order, then None at end-of-file.
+    inbox : a queue.Queue of the messages in order, then None at end-of-file; a sweep's
+        requests among them are answered at once, in this thread (``parent_runs``).
     reply(message) : sends one reply to the training process.
 
     This thread creates the runs and sends their metrics as they come; the slower part of
@@ -421,6 +422,9 @@ def serve(inbox, reply):
     logger = threading.Thread(target=log_later, args=(later, answer))
     logger.start()
     while (message := inbox.get()) is not None:
+        if isinstance(message, messages.SWEEP_REQUESTS):  # from a sweep's launching process
+            answer(parent_runs.answer(stores, message))
+            continue
         session = sessions.get(message.run)
         if isinstance(message, messages.Start):
             session = sessions[message.run] = RunSession(message, stores)
