@@ -27,6 +27,7 @@ log = logging.getLogger("runner")
 EXIT_USER_ERROR = 1  # a config, data or weights mistake, named in one line
 EXIT_CTRL_C = 130  # 128 + SIGINT, as a shell reports it
 EXIT_SIGTERM = 143  # 128 + SIGTERM
+SWEEP_FLAGS = ("-m", "--multirun")  # Hydra's flags for a sweep
 
 register_configs()
 
@@ -70,6 +71,17 @@ def main(cfg: DictConfig) -> float:
         line.log()
 
 
+def trains_tracked(args):
+    """Whether the command line asks for a tracked run or sweep (a sweep's worker opens its
+    parent run first), as far as it tells: not for ``tracking.enabled=false`` nor for Hydra's
+    other flags (``--help``, ``--cfg``); a config that turns tracking off lets the worker go
+    at its first job."""
+    return not any(
+        arg == "tracking.enabled=false" or (arg.startswith("-") and arg not in SWEEP_FLAGS)
+        for arg in args
+    )
+
+
 def cli():
     """Refuse overrides that could run code, run Hydra, and end a crashed sweep's parent run."""
     try:
@@ -78,8 +90,8 @@ def cli():
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     plan.run_if_asked(sys.argv[1:])  # plan=true: print the plan and exit, before Hydra runs
-    if not any(arg == "tracking.enabled=false" or arg.startswith("-") for arg in sys.argv[1:]):
-        pipeline.start_tracking_worker()  # a single tracked run: MLflow starts beside Hydra
+    if trains_tracked(sys.argv[1:]):
+        pipeline.start_tracking_worker()  # MLflow starts beside Hydra
     try:
         main()
     except KeyboardInterrupt:

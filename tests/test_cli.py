@@ -189,3 +189,22 @@ def test_an_override_hydra_refuses_fails_with_its_message(case, args, named, tmp
     assert named in output and "Traceback" not in output, output
     assert output.strip().endswith("HYDRA_FULL_ERROR=1 for a complete stack trace."), output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, tracked",
+    [
+        ([], True),
+        (["model=mlp_4_8_8_3", "batch=32"], True),
+        (["-m", "seed=0,1"], True),  # a sweep's worker opens its parent run while Hydra starts
+        (["--multirun", "lr=0.01,0.1"], True),
+        (["-m", "seed=0,1", "tracking.enabled=false"], False),
+        (["tracking.enabled=false"], False),
+        (["--help"], False),
+        (["-m", "--cfg", "job"], False),
+    ],
+)
+def test_the_tracking_worker_starts_with_the_command_only_for_tracked_training(args, tracked):
+    from runner.__main__ import trains_tracked
+
+    assert trains_tracked(args) is tracked

@@ -128,11 +128,13 @@ def wait_for_children(parent):
     """
     from runner.tracking.collector import imports_without_collection
 
-    with imports_without_collection():  # this process's first MLflow import: the sweep's end
-        from mlflow import MlflowClient
+    # This process's first MLflow import and store opening: done while the worker may still be
+    # logging the last jobs, before waiting for it.
+    with imports_without_collection():
+        from runner.tracking.store import open_store
 
+        client = open_store(parent["uri"])
     tracking.drain()
-    client = MlflowClient(parent["uri"])
     sweep_dir = Path(parent["sweep_dir"])
     last, changed = None, time.monotonic()
     while True:
