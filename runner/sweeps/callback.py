@@ -1,14 +1,14 @@
 """One MLflow parent run per Hydra sweep, with a child run per job.
 
 ``SweepTracking`` is a Hydra callback (see ``hydra.callbacks`` in runner/conf/config.yaml). At the
-start of a multirun, in the launching process and before any job starts, it starts the
-process's tracking worker and asks it to create the store's tables, the experiment and the
-parent run (or to reopen the sweep's earlier one): the worker imports MLflow on the other core
-while runner's sweepers compose the jobs' configs, and they wait for the parent run only to
-launch (``runner.sweeps.parent``). This process imports MLflow only at the sweep's end. For the
-basic launcher and the Optuna sweeper, whose jobs run in this process, the same worker logs the
-jobs' runs. Jobs learn the parent from an environment variable, which the joblib launcher's
-worker processes inherit.
+start of a multirun, in the launching process and before any job starts, it has the process's
+tracking worker create the store's tables, the experiment and the parent run (or reopen the
+sweep's earlier one). With the basic launcher the worker does so on the other core while
+runner's sweepers compose the jobs' configs, and they wait for the parent run only to launch
+(``runner.sweeps.parent``); with any other launcher the callback waits for it. This process
+imports MLflow only at the sweep's end. For the basic launcher and the Optuna sweeper, whose
+jobs run in this process, the same worker logs the jobs' runs. Jobs learn the parent from an
+environment variable, which the joblib launcher's worker processes inherit.
 
 Jobs do not wait for their runs to be logged: each process's tracking worker logs a job's
 artifacts and model while the next job trains; a job does return only once its run exists in
@@ -65,8 +65,12 @@ class SweepTracking(Callback):
             "swept": swept_keys(overrides, hydra_cfg.sweeper.get("params")),
         }
         open_later(asked, fields)
-        if not resume.is_resumable(config):
-            sweep_parent()  # another sweeper launches without asking: its jobs need it now
+        launcher = hydra_cfg.runtime.choices.get("hydra/launcher", "basic")
+        if launcher != "basic" or not resume.is_resumable(config):
+            # Now, not at launch: other launchers may read it from the environment as Hydra
+            # sets them up, next (ray_cluster's runtime_env), and other sweepers launch
+            # without asking for it.
+            sweep_parent()
 
     def on_multirun_end(self, config, **kwargs):
         parent = sweep_parent()

@@ -1,10 +1,11 @@
 """What a sweep's job knows of its sweep: the parent run, from the environment. No Hydra here.
 
 The sweep's start (``runner.sweeps.callback``, a Hydra callback in the launching process) asks
-its tracking worker to create or reopen the parent run and goes on: runner's sweepers compose
-the jobs' configs meanwhile. The first ``sweep_parent`` call in that process waits for the
-answer and puts the parent run in ``PARENT_ENV``; jobs, in that process or in the launcher's
-workers, read it back through ``sweep_parent`` without importing the callback.
+its tracking worker to create or reopen the parent run; with the basic launcher it goes on, and
+runner's sweepers compose the jobs' configs meanwhile. The first ``sweep_parent`` call in that
+process waits for the answer and puts the parent run in ``PARENT_ENV``; jobs, in that process
+or in the launcher's workers, read it back through ``sweep_parent`` without importing the
+callback.
 """
 
 import json
