@@ -16,13 +16,15 @@ from tests.helpers import run_cli, start_cli_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
-# Six jobs of a few seconds each (digits): long enough that a job still trains when the test
-# stops the sweep, short enough to run the rest again.
+# Six jobs of a few seconds each (digits, 200 epochs: 2-5 s of training at batch 64 to 8, many
+# times the 0.3 s the test takes to see a job train; 30 epochs had become 0.3-0.8 s and let a
+# job finish before the signal came): long enough that a job still trains when the test stops
+# the sweep, short enough to run the rest again.
 SWEEP = (
     "seed=0,1,2,3,4,5",
     "dataset=digits",
     "model=mlp_64_128_64_10",
-    "epochs=30",
+    "epochs=200",
     "tracking.log_model=false",
 )
 OPTUNA = (
@@ -31,7 +33,7 @@ OPTUNA = (
     "~hydra.sweeper.params.model",
     "dataset=digits",
     "model=mlp_64_128_64_10",
-    "epochs=30",
+    "epochs=200",
     "tracking.log_model=false",
 )
 
