@@ -75,7 +75,7 @@ def trains_tracked(args):
     """Whether the command line asks for a tracked run or sweep (a sweep's worker opens its
     parent run first), as far as it tells: not for ``tracking.enabled=false`` nor for Hydra's
     other flags (``--help``, ``--cfg``); a config that turns tracking off lets the worker go
-    at its first job."""
+    at the sweep's start or the run's."""
     return not any(
         arg == "tracking.enabled=false" or (arg.startswith("-") and arg not in SWEEP_FLAGS)
         for arg in args

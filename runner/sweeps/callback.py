@@ -46,6 +46,7 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config, **kwargs):
         if not config.tracking.enabled:
+            tracking.stop_worker()  # the command line's, for a config that turns tracking off
             return
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         hydra_cfg = config.hydra  # HydraConfig.get() is set only inside jobs
